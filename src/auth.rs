@@ -1,0 +1,406 @@
+//! GSS-API mutual authentication for hosts marked `,auth`, as stock distccd
+//! 3.4 expects it (its `--auth` mode).
+//!
+//! Right after the TCP connection is made, and before the distcc request:
+//! 1. the client sends `*` and the server answers `*`;
+//! 2. the client runs the GSS-API initiator (Kerberos 5), requesting mutual
+//!    authentication, replay and sequence detection; each context token goes
+//!    over the wire as a `TLEN` token header followed by the token bytes, in
+//!    both directions, until the context is complete;
+//! 3. the server sends one byte: `y` (access granted) or `n` (the client's
+//!    principal is blacklisted, or missing from the whitelist).
+//!
+//! Only the start of the connection is protected: after the verdict the job
+//! travels unencrypted and without integrity protection, exactly as with
+//! stock distcc. Tokens and tickets are never logged.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
+use libgssapi::credential::{Cred, CredUsage};
+use libgssapi::error::{Error as GssError, MajorFlags};
+use libgssapi::name::Name;
+use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_USER_NAME};
+
+use crate::config::format_seconds;
+use crate::protocol;
+
+/// Largest context token accepted from a server. Kerberos AP-REP tokens are a
+/// few hundred bytes; anything near this bound is not a real token.
+const MAX_TOKEN_BYTES: u32 = 256 * 1024;
+
+/// Most context tokens accepted from a server in one handshake. Kerberos
+/// needs one; the bound stops a server that never completes the context.
+const MAX_ROUNDS: usize = 8;
+
+/// The flags the completed context must grant.
+const REQUIRED_FLAGS: CtxFlags = CtxFlags::GSS_C_MUTUAL_FLAG
+    .union(CtxFlags::GSS_C_REPLAY_FLAG)
+    .union(CtxFlags::GSS_C_SEQUENCE_FLAG);
+
+/// Why authentication failed.
+#[derive(Debug)]
+pub enum AuthError {
+    /// No usable credentials on the client: a problem of the client's, not the server's.
+    Credentials(String),
+    /// The server did not send `*` in time.
+    HandshakeTimeout(Duration),
+    /// The connection failed or sent something else during the handshake.
+    Handshake(String),
+    /// GSS-API reported an error while building the context.
+    Gssapi(String),
+    /// The server answered `n`.
+    AccessDenied { principal: String },
+    /// A read timed out after the `*` exchange.
+    Timeout { waiting_for: &'static str, after: Duration },
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthError::Credentials(message) => write!(f, "{message}"),
+            AuthError::HandshakeTimeout(after) => write!(
+                f,
+                "server did not answer the authentication handshake within {} (DISTCC_AUTH_TIMEOUT); is it running distccd --auth?",
+                format_seconds(*after)
+            ),
+            AuthError::Handshake(message) => write!(f, "{message}"),
+            AuthError::Gssapi(message) => write!(f, "{message}"),
+            AuthError::AccessDenied { principal } => {
+                write!(f, "access denied by server for {principal} (blacklisted or not whitelisted)")
+            }
+            AuthError::Timeout { waiting_for, after } => write!(
+                f,
+                "server did not send {waiting_for} within {} (DISTCC_AUTH_TIMEOUT)",
+                format_seconds(*after)
+            ),
+        }
+    }
+}
+
+/// The client's Kerberos credentials, acquired once per job.
+pub struct Credentials {
+    cred: Cred,
+    /// The client principal, e.g. `alice@EXAMPLE.COM`: used in messages, never secret.
+    pub principal: String,
+}
+
+/// Acquires the default initiator credentials from the credential cache.
+pub fn acquire_credentials() -> Result<Credentials, AuthError> {
+    let mut mechs = libgssapi::oid::OidSet::new();
+    mechs.add(GSS_MECH_KRB5).map_err(|e| AuthError::Credentials(e.to_string()))?;
+    let cred = Cred::acquire(None, None, CredUsage::Initiate, Some(&mechs))
+        .map_err(|e| AuthError::Credentials(describe_credential_error(&e)))?;
+    match cred.lifetime() {
+        Ok(remaining) if remaining.is_zero() => {
+            return Err(AuthError::Credentials(expired_message()));
+        }
+        Err(e) => return Err(AuthError::Credentials(describe_credential_error(&e))),
+        Ok(_) => {}
+    }
+    let principal = cred
+        .name()
+        .map(|name| name.to_string())
+        .unwrap_or_else(|_| "an unknown principal".into());
+    Ok(Credentials { cred, principal })
+}
+
+fn cache_name() -> String {
+    std::env::var("KRB5CCNAME").unwrap_or_else(|_| "the default credential cache".into())
+}
+
+fn expired_message() -> String {
+    format!("Kerberos ticket in {} has expired; run kinit", cache_name())
+}
+
+fn routine_error(error: &GssError) -> u32 {
+    error.major.bits() & 0x00ff_0000
+}
+
+fn describe_credential_error(error: &GssError) -> String {
+    let routine = routine_error(error);
+    if routine == MajorFlags::GSS_S_CREDENTIALS_EXPIRED.bits() {
+        expired_message()
+    } else if routine == MajorFlags::GSS_S_NO_CRED.bits() {
+        format!("no valid Kerberos ticket in {}; run kinit ({error})", cache_name())
+    } else {
+        format!("cannot read Kerberos credentials from {}: {error}", cache_name())
+    }
+}
+
+/// The service principal to ask for, and how GSS-API should read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `host/build1.example.com`, or `distcc@build1.example.com` for a host-based name.
+    pub name: String,
+    pub host_based: bool,
+}
+
+/// Chooses the target principal, as stock distcc does: `host/NAME` read as a
+/// Kerberos user name, or with `DISTCC_PRINCIPAL=SERVICE` the host-based
+/// service `SERVICE@NAME`. NAME is `auth=NAME` when given, else the canonical
+/// name of the connected peer, else the name written in the host entry.
+pub fn choose_target(
+    named: Option<&str>,
+    peer: Option<SocketAddr>,
+    entry_host: &str,
+    service: Option<&str>,
+) -> Target {
+    let host = match named {
+        Some(name) => name.to_string(),
+        None => peer
+            .and_then(|addr| reverse_lookup(addr.ip()))
+            .unwrap_or_else(|| entry_host.to_string()),
+    };
+    match service {
+        Some(service) => Target { name: format!("{service}@{host}"), host_based: true },
+        None => Target { name: format!("host/{host}"), host_based: false },
+    }
+}
+
+/// Looks up the canonical name of an IPv4 or IPv6 address.
+pub fn reverse_lookup(ip: IpAddr) -> Option<String> {
+    let (storage, length) = socket_address(ip);
+    let mut host = [0 as libc::c_char; 1025];
+    // SAFETY: `storage` holds a valid sockaddr of `length` bytes and `host` is
+    // a writable buffer of the given size; getnameinfo NUL-terminates it.
+    let rc = unsafe {
+        libc::getnameinfo(
+            &storage as *const libc::sockaddr_storage as *const libc::sockaddr,
+            length,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: getnameinfo succeeded, so `host` is NUL-terminated.
+    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+    name.to_str().ok().map(str::to_string)
+}
+
+fn socket_address(ip: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match ip {
+        IpAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+            (storage, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        }
+        IpAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: 0,
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: v6.octets() },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            (storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        }
+    }
+}
+
+/// Runs the whole handshake on a connected stream. On success the stream is
+/// ready for the distcc request; the read timeout is left at `timeout`.
+pub fn authenticate(
+    stream: &mut TcpStream,
+    credentials: &Credentials,
+    target: &Target,
+    timeout: Duration,
+) -> Result<(), AuthError> {
+    let started = Instant::now();
+    set_timeout(stream, timeout)?;
+    exchange_stars(stream, timeout)?;
+    log::debug!("server answered the authentication handshake after {:.1} ms", ms(started));
+
+    let name_type = if target.host_based { GSS_NT_HOSTBASED_SERVICE } else { GSS_NT_USER_NAME };
+    let name = Name::new(target.name.as_bytes(), Some(name_type))
+        .map_err(|e| AuthError::Gssapi(format!("invalid target principal '{}': {e}", target.name)))?;
+    let mut context = ClientCtx::new(Some(credentials.cred.clone()), name, REQUIRED_FLAGS, Some(GSS_MECH_KRB5));
+    run_context_loop(stream, &mut context, target, timeout)?;
+    check_flags(&context)?;
+    log::debug!("GSS-API context with {} complete after {:.1} ms", target.name, ms(started));
+
+    read_verdict(stream, &credentials.principal, timeout)?;
+    log::debug!("server granted access to {} after {:.1} ms", credentials.principal, ms(started));
+    Ok(())
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+fn set_timeout(stream: &TcpStream, timeout: Duration) -> Result<(), AuthError> {
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| AuthError::Handshake(format!("cannot set the handshake timeout: {e}")))
+}
+
+fn is_timeout(error: &std::io::Error) -> bool {
+    matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+}
+
+fn exchange_stars(stream: &mut TcpStream, timeout: Duration) -> Result<(), AuthError> {
+    stream
+        .write_all(b"*")
+        .map_err(|e| AuthError::Handshake(format!("sending the handshake failed: {e}")))?;
+    let mut reply = [0u8; 1];
+    match stream.read(&mut reply) {
+        Ok(1) if reply[0] == b'*' => Ok(()),
+        Ok(1) => Err(AuthError::Handshake(format!(
+            "server answered the handshake with {} instead of '*'; is it running distccd --auth?",
+            protocol::printable(&reply)
+        ))),
+        Ok(_) => Err(AuthError::Handshake(
+            "server closed the connection during the handshake; it may not accept authentication".into(),
+        )),
+        Err(e) if is_timeout(&e) => Err(AuthError::HandshakeTimeout(timeout)),
+        Err(e) => Err(AuthError::Handshake(format!("reading the server's handshake failed: {e}"))),
+    }
+}
+
+fn run_context_loop(
+    stream: &mut TcpStream,
+    context: &mut ClientCtx,
+    target: &Target,
+    timeout: Duration,
+) -> Result<(), AuthError> {
+    let mut input: Option<Vec<u8>> = None;
+    for _ in 0..=MAX_ROUNDS {
+        let output = context
+            .step(input.as_deref(), None)
+            .map_err(|e| AuthError::Gssapi(describe_context_error(&e, target)))?;
+        if let Some(token) = output {
+            send_token(stream, &token)?;
+        }
+        if context.is_complete() {
+            return Ok(());
+        }
+        input = Some(receive_token(stream, timeout)?);
+    }
+    Err(AuthError::Gssapi(format!(
+        "GSS-API context with {} not complete after {MAX_ROUNDS} server tokens",
+        target.name
+    )))
+}
+
+fn describe_context_error(error: &GssError, target: &Target) -> String {
+    let routine = routine_error(error);
+    if routine == MajorFlags::GSS_S_CREDENTIALS_EXPIRED.bits() {
+        return expired_message();
+    }
+    format!("GSS-API authentication as {} failed: {error}", target.name)
+}
+
+fn send_token(stream: &mut TcpStream, token: &[u8]) -> Result<(), AuthError> {
+    // Header and token in one write: two small writes would wait for a
+    // delayed ACK on the server's side.
+    let mut frame = Vec::with_capacity(12 + token.len());
+    protocol::put_string(&mut frame, b"TLEN", token)
+        .map_err(|e| AuthError::Gssapi(format!("context token too large: {e}")))?;
+    stream
+        .write_all(&frame)
+        .map_err(|e| AuthError::Handshake(format!("sending a context token failed: {e}")))
+}
+
+fn receive_token(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, AuthError> {
+    let length = protocol::read_token(stream, "TLEN").map_err(|e| reply_error(e, "a context token", timeout))?;
+    if length == 0 || length > MAX_TOKEN_BYTES {
+        return Err(AuthError::Handshake(format!(
+            "server sent a context token of invalid length {length} (expected 1 to {MAX_TOKEN_BYTES} bytes)"
+        )));
+    }
+    let mut token = vec![0u8; length as usize];
+    stream.read_exact(&mut token).map_err(|e| {
+        if is_timeout(&e) {
+            AuthError::Timeout { waiting_for: "a context token", after: timeout }
+        } else {
+            AuthError::Handshake(format!("reading a context token failed: {e}"))
+        }
+    })?;
+    Ok(token)
+}
+
+fn reply_error(error: protocol::ReplyError, waiting_for: &'static str, timeout: Duration) -> AuthError {
+    match error {
+        protocol::ReplyError::Io { error, .. } if is_timeout(&error) => {
+            AuthError::Timeout { waiting_for, after: timeout }
+        }
+        other => AuthError::Handshake(other.to_string()),
+    }
+}
+
+fn check_flags(context: &ClientCtx) -> Result<(), AuthError> {
+    let granted = context
+        .flags()
+        .map_err(|e| AuthError::Gssapi(format!("cannot read the context flags: {e}")))?;
+    if granted.contains(REQUIRED_FLAGS) {
+        Ok(())
+    } else {
+        Err(AuthError::Gssapi(format!(
+            "GSS-API context lacks required protection: requested mutual authentication, replay and sequence detection, granted {granted:?}"
+        )))
+    }
+}
+
+fn read_verdict(stream: &mut TcpStream, principal: &str, timeout: Duration) -> Result<(), AuthError> {
+    let mut verdict = [0u8; 1];
+    match stream.read(&mut verdict) {
+        Ok(1) if verdict[0] == b'y' => Ok(()),
+        Ok(1) if verdict[0] == b'n' => Err(AuthError::AccessDenied { principal: principal.to_string() }),
+        Ok(1) => Err(AuthError::Handshake(format!(
+            "server sent access verdict {} instead of 'y' or 'n'",
+            protocol::printable(&verdict)
+        ))),
+        Ok(_) => Err(AuthError::Handshake(
+            "server closed the connection before sending its access verdict".into(),
+        )),
+        Err(e) if is_timeout(&e) => Err(AuthError::Timeout { waiting_for: "its access verdict", after: timeout }),
+        Err(e) => Err(AuthError::Handshake(format!("reading the access verdict failed: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_from_auth_name() {
+        let target = choose_target(Some("build1.example.com"), None, "10.0.0.1", None);
+        assert_eq!(target, Target { name: "host/build1.example.com".into(), host_based: false });
+    }
+
+    #[test]
+    fn target_with_service_is_host_based() {
+        let target = choose_target(Some("b1"), None, "b1", Some("distcc"));
+        assert_eq!(target, Target { name: "distcc@b1".into(), host_based: true });
+    }
+
+    #[test]
+    fn target_falls_back_to_entry_name() {
+        let target = choose_target(None, None, "build2", None);
+        assert_eq!(target.name, "host/build2");
+    }
+
+    #[test]
+    fn loopback_reverse_lookup() {
+        // /etc/hosts on Debian maps 127.0.0.1 to localhost.
+        let name = reverse_lookup("127.0.0.1".parse().unwrap());
+        assert_eq!(name.as_deref(), Some("localhost"));
+    }
+}

@@ -1,0 +1,39 @@
+//! distcc-rs: a drop-in replacement for the distcc client, with Kerberos
+//! (GSS-API) mutual authentication for `distccd --auth` servers.
+
+mod args;
+mod auth;
+mod cli;
+mod compile;
+mod config;
+mod exit;
+mod hosts;
+mod invocation;
+mod logging;
+mod protocol;
+mod remote;
+
+use std::ffi::OsString;
+
+fn main() {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let config = config::Config::from_env();
+    if let Some(problem) = logging::init(&config) {
+        log::warn!("{problem}");
+    }
+    let code = match invocation::classify(&argv) {
+        Ok(invocation) => {
+            if invocation.mode != invocation::Mode::Masquerade {
+                if let Some(code) = cli::run_own_option(&argv, &config) {
+                    std::process::exit(code);
+                }
+            }
+            compile::run(invocation, &config)
+        }
+        Err(error) => {
+            log::error!("{error:#}");
+            exit::BAD_ARGUMENTS
+        }
+    };
+    std::process::exit(code);
+}

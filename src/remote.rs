@@ -1,0 +1,306 @@
+//! One remote attempt: connect to a host, authenticate when it is marked
+//! `,auth`, send the job and read the reply.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::Instant;
+
+use tempfile::NamedTempFile;
+
+use crate::auth::{self, AuthError, Credentials};
+use crate::config::{Config, format_seconds};
+use crate::exit;
+use crate::hosts::{Auth, HostSpec, Transport};
+use crate::protocol::{self, ReplyError};
+
+/// Requests up to this size go out in a single write, preprocessed source included.
+const SINGLE_WRITE_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// Why a remote attempt failed, in plain words for the user.
+#[derive(Debug)]
+pub struct Failure {
+    /// The step that failed: "connect", "authentication", "send", ...
+    pub step: &'static str,
+    pub message: String,
+    /// True when the host is at fault (later work: back it off); false for
+    /// problems on the client's side such as a missing Kerberos ticket.
+    pub host_fault: bool,
+    /// The distcc exit code used when local fallback is disabled.
+    pub exit_code: i32,
+}
+
+impl Failure {
+    pub fn host(step: &'static str, message: impl Into<String>, exit_code: i32) -> Failure {
+        Failure { step, message: message.into(), host_fault: true, exit_code }
+    }
+
+    pub fn client(step: &'static str, message: impl Into<String>, exit_code: i32) -> Failure {
+        Failure { step, message: message.into(), host_fault: false, exit_code }
+    }
+}
+
+/// What the server's compiler did.
+#[derive(Debug)]
+pub struct Reply {
+    /// Wait status of the server's compiler (exit code << 8, or a signal number).
+    pub status: i32,
+    pub stderr: Vec<u8>,
+    pub stdout: Vec<u8>,
+    /// The object file, complete, in the output's directory; present when status is 0.
+    pub object: Option<NamedTempFile>,
+}
+
+/// Opens a TCP connection to the host, trying each of its addresses.
+pub fn connect(host: &HostSpec, config: &Config) -> Result<TcpStream, Failure> {
+    let Transport::Tcp { host: name, port, .. } = &host.transport else {
+        return Err(Failure::client(
+            "connect",
+            format!("host entry '{}' is not a TCP host", host.verbatim),
+            exit::DISTCC_FAILED,
+        ));
+    };
+    let addresses: Vec<SocketAddr> = (name.as_str(), *port)
+        .to_socket_addrs()
+        .map_err(|e| Failure::host("resolve", format!("cannot resolve host name '{name}': {e}"), exit::CONNECT_FAILED))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(Failure::host("resolve", format!("host name '{name}' has no addresses"), exit::CONNECT_FAILED));
+    }
+    let mut last_error = None;
+    for address in addresses {
+        let started = Instant::now();
+        match TcpStream::connect_timeout(&address, config.connect_timeout) {
+            Ok(stream) => {
+                log::debug!("connected to {address} in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+                configure_stream(&stream, config)
+                    .map_err(|e| Failure::host("connect", format!("cannot configure the connection: {e}"), exit::IO_ERROR))?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                log::debug!("connect to {address} timed out");
+                last_error = Some(Failure::host(
+                    "connect",
+                    format!(
+                        "connect to {address} timed out after {} (DISTCC_CONNECT_TIMEOUT)",
+                        format_seconds(config.connect_timeout)
+                    ),
+                    exit::TIMEOUT,
+                ));
+            }
+            Err(e) => {
+                log::debug!("connect to {address} failed: {e}");
+                last_error = Some(Failure::host(
+                    "connect",
+                    format!("connect to {address} failed: {}", plain_io_error(&e)),
+                    exit::CONNECT_FAILED,
+                ));
+            }
+        }
+    }
+    Err(last_error.expect("at least one address was tried"))
+}
+
+fn configure_stream(stream: &TcpStream, config: &Config) -> io::Result<()> {
+    // Requests are written in few large writes, so Nagle's algorithm only adds
+    // delayed-ACK stalls (tens of milliseconds per small write).
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(config.io_timeout))?;
+    stream.set_write_timeout(Some(config.io_timeout))?;
+    Ok(())
+}
+
+fn plain_io_error(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused (is distccd running on that port?)".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// Runs the GSS-API handshake on a host marked `,auth`.
+pub fn authenticate(
+    stream: &mut TcpStream,
+    host: &HostSpec,
+    credentials: &Credentials,
+    config: &Config,
+) -> Result<(), Failure> {
+    let named = match &host.auth {
+        Auth::Named(name) => Some(name.as_str()),
+        _ => None,
+    };
+    let entry_host = match &host.transport {
+        Transport::Tcp { host, .. } | Transport::Ssh { host, .. } => host.as_str(),
+        Transport::Local => "localhost",
+    };
+    let target = auth::choose_target(named, stream.peer_addr().ok(), entry_host, config.principal.as_deref());
+    log::debug!(
+        "authenticating to {} as {} with target principal {}",
+        host.display_name(),
+        credentials.principal,
+        target.name
+    );
+    let result = auth::authenticate(stream, credentials, &target, config.auth_timeout);
+    stream
+        .set_read_timeout(Some(config.io_timeout))
+        .map_err(|e| Failure::host("authentication", format!("cannot restore the I/O timeout: {e}"), exit::IO_ERROR))?;
+    result.map_err(|error| {
+        let code = match &error {
+            AuthError::Credentials(_) | AuthError::Gssapi(_) => exit::GSSAPI_FAILED,
+            AuthError::HandshakeTimeout(_) | AuthError::Timeout { .. } => exit::TIMEOUT,
+            AuthError::Handshake(_) => exit::PROTOCOL_ERROR,
+            AuthError::AccessDenied { .. } => exit::ACCESS_DENIED,
+        };
+        Failure::host("authentication", error.to_string(), code)
+    })
+}
+
+/// Sends the request: header, then the preprocessed source as `DOTI`.
+pub fn send_request(
+    stream: &mut TcpStream,
+    protocol_version: u32,
+    argv: &[&[u8]],
+    preprocessed: &Path,
+    config: &Config,
+) -> Result<(), Failure> {
+    let send_failure = |e: io::Error| io_failure("send", "sending the job", e, config);
+    let mut source = File::open(preprocessed).map_err(|e| {
+        Failure::client("send", format!("cannot open the preprocessed source '{}': {e}", preprocessed.display()), exit::IO_ERROR)
+    })?;
+    let length = source
+        .metadata()
+        .map_err(|e| Failure::client("send", format!("cannot read '{}': {e}", preprocessed.display()), exit::IO_ERROR))?
+        .len();
+    let length32 = u32::try_from(length).map_err(|_| {
+        Failure::client("send", format!("preprocessed source is {length} bytes, more than the protocol allows"), exit::IO_ERROR)
+    })?;
+
+    let mut request = protocol::request_header(protocol_version, argv).map_err(send_failure)?;
+    protocol::put_token(&mut request, b"DOTI", length32);
+    if length <= SINGLE_WRITE_LIMIT {
+        request.reserve(length as usize);
+        source.read_to_end(&mut request).map_err(|e| {
+            Failure::client("send", format!("cannot read '{}': {e}", preprocessed.display()), exit::IO_ERROR)
+        })?;
+        stream.write_all(&request).map_err(send_failure)?;
+    } else {
+        stream.write_all(&request).map_err(send_failure)?;
+        let copied = io::copy(&mut source, stream).map_err(send_failure)?;
+        if copied != length {
+            return Err(Failure::client("send", "preprocessed source changed while it was sent", exit::IO_ERROR));
+        }
+    }
+    log::debug!("sent {} arguments and {length} bytes of preprocessed source", argv.len());
+    Ok(())
+}
+
+fn io_failure(step: &'static str, doing: &str, error: io::Error, config: &Config) -> Failure {
+    if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+        Failure::host(
+            step,
+            format!("{doing} timed out after {} (DISTCC_IO_TIMEOUT)", format_seconds(config.io_timeout)),
+            exit::TIMEOUT,
+        )
+    } else {
+        Failure::host(step, format!("{doing} failed: {}", plain_io_error(&error)), exit::IO_ERROR)
+    }
+}
+
+/// Reads the reply. The object is streamed into a temporary file beside
+/// `output`, so memory use does not grow with its size.
+pub fn receive_reply(
+    stream: &mut TcpStream,
+    protocol_version: u32,
+    output: &Path,
+    config: &Config,
+    requires_auth: bool,
+) -> Result<Reply, Failure> {
+    let started = Instant::now();
+    let mut reader = io::BufReader::with_capacity(64 * 1024, stream);
+    let version = protocol::read_token(&mut reader, "DONE").map_err(|e| reply_failure(e, config, requires_auth))?;
+    if version != protocol_version {
+        return Err(Failure::host(
+            "receive",
+            format!("protocol error: server replied with protocol version {version}, expected {protocol_version}"),
+            exit::PROTOCOL_ERROR,
+        ));
+    }
+    let stat = protocol::read_token(&mut reader, "STAT").map_err(|e| reply_failure(e, config, false))?;
+    let status = protocol::check_wait_status(stat).map_err(|e| reply_failure(e, config, false))?;
+    let stderr = protocol::read_message(&mut reader, "SERR", protocol::MAX_MESSAGE_BYTES)
+        .map_err(|e| reply_failure(e, config, false))?;
+    let stdout = protocol::read_message(&mut reader, "SOUT", protocol::MAX_MESSAGE_BYTES)
+        .map_err(|e| reply_failure(e, config, false))?;
+    let object_length = protocol::read_token(&mut reader, "DOTO").map_err(|e| reply_failure(e, config, false))?;
+    if object_length > protocol::MAX_OBJECT_BYTES {
+        return Err(Failure::host(
+            "receive",
+            format!("protocol error: DOTO length {object_length} is larger than {} bytes", protocol::MAX_OBJECT_BYTES),
+            exit::PROTOCOL_ERROR,
+        ));
+    }
+    log::debug!("server compiler finished with wait status {status:#x} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+
+    let object = if status == 0 {
+        let mut file = temporary_output(output)?;
+        protocol::copy_payload(&mut reader, file.as_file_mut(), "DOTO", u64::from(object_length))
+            .map_err(|e| reply_failure(e, config, false))?;
+        Some(file)
+    } else {
+        protocol::copy_payload(&mut reader, &mut io::sink(), "DOTO", u64::from(object_length))
+            .map_err(|e| reply_failure(e, config, false))?;
+        None
+    };
+    log::debug!("received {object_length} bytes of object file");
+    Ok(Reply { status, stderr, stdout, object })
+}
+
+fn reply_failure(error: ReplyError, config: &Config, first_read: bool) -> Failure {
+    match error {
+        ReplyError::Io { error, field } => io_failure("receive", &format!("waiting for {field}"), error, config),
+        ReplyError::Truncated { .. } if first_read => Failure::host(
+            "receive",
+            "server closed the connection without a reply; it may require authentication (,auth) or refuse this compiler or client address",
+            exit::TRUNCATED,
+        ),
+        ReplyError::Truncated { .. } => Failure::host("receive", error.to_string(), exit::TRUNCATED),
+        other => Failure::host("receive", other.to_string(), exit::PROTOCOL_ERROR),
+    }
+}
+
+fn temporary_output(output: &Path) -> Result<NamedTempFile, Failure> {
+    let directory = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".distcc-rs-")
+        .suffix(".tmp")
+        .tempfile_in(directory)
+        .map_err(|e| {
+            Failure::client(
+                "write output",
+                format!("cannot create a temporary file in '{}': {e}", directory.display()),
+                exit::IO_ERROR,
+            )
+        })
+}
+
+/// Sets the object's mode to what the compiler would give it (0666 minus the
+/// umask) and renames it onto the output path.
+pub fn install_object(object: NamedTempFile, output: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mask = current_umask();
+    std::fs::set_permissions(object.path(), std::fs::Permissions::from_mode(0o666 & !mask))?;
+    object.persist(output).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn current_umask() -> u32 {
+    // SAFETY: umask only swaps the process's file-mode mask; it is restored at once.
+    unsafe {
+        let mask = libc::umask(0o022);
+        libc::umask(mask);
+        mask as u32
+    }
+}

@@ -1,0 +1,1 @@
+// Intentionally empty: the package exists only to fetch C sources.
