@@ -256,6 +256,26 @@ fn set_timeout(stream: &TcpStream, timeout: Duration) -> Result<(), AuthError> {
         .map_err(|e| AuthError::Handshake(format!("cannot set the handshake timeout: {e}")))
 }
 
+/// Asks the kernel to acknowledge the next segments at once. distccd writes
+/// a token's header and body in separate small writes without TCP_NODELAY,
+/// so its second write waits for our ACK; a delayed ACK (up to 40 ms on
+/// Linux) would stall each step of the handshake. Quick-ACK mode can end by
+/// itself, so it is set again before each read.
+fn quick_ack(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let enable: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid socket and an int option value.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            &enable as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 fn is_timeout(error: &std::io::Error) -> bool {
     matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
@@ -265,6 +285,7 @@ fn exchange_stars(stream: &mut TcpStream, timeout: Duration) -> Result<(), AuthE
         .write_all(b"*")
         .map_err(|e| AuthError::Handshake(format!("sending the handshake failed: {e}")))?;
     let mut reply = [0u8; 1];
+    quick_ack(stream);
     match stream.read(&mut reply) {
         Ok(1) if reply[0] == b'*' => Ok(()),
         Ok(1) => Err(AuthError::Handshake(format!(
@@ -324,6 +345,7 @@ fn send_token(stream: &mut TcpStream, token: &[u8]) -> Result<(), AuthError> {
 }
 
 fn receive_token(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, AuthError> {
+    quick_ack(stream);
     let length = protocol::read_token(stream, "TLEN").map_err(|e| reply_error(e, "a context token", timeout))?;
     if length == 0 || length > MAX_TOKEN_BYTES {
         return Err(AuthError::Handshake(format!(
@@ -331,6 +353,7 @@ fn receive_token(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, A
         )));
     }
     let mut token = vec![0u8; length as usize];
+    quick_ack(stream);
     stream.read_exact(&mut token).map_err(|e| {
         if is_timeout(&e) {
             AuthError::Timeout { waiting_for: "a context token", after: timeout }
@@ -365,6 +388,7 @@ fn check_flags(context: &ClientCtx) -> Result<(), AuthError> {
 
 fn read_verdict(stream: &mut TcpStream, principal: &str, timeout: Duration) -> Result<(), AuthError> {
     let mut verdict = [0u8; 1];
+    quick_ack(stream);
     match stream.read(&mut verdict) {
         Ok(1) if verdict[0] == b'y' => Ok(()),
         Ok(1) if verdict[0] == b'n' => Err(AuthError::AccessDenied { principal: principal.to_string() }),
