@@ -14,17 +14,13 @@
 //! travels unencrypted and without integrity protection, exactly as with
 //! stock distcc. Tokens and tickets are never logged.
 
+use std::cell::OnceCell;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
-use libgssapi::credential::{Cred, CredUsage};
-use libgssapi::error::{Error as GssError, MajorFlags};
-use libgssapi::name::Name;
-use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_USER_NAME};
-
 use crate::config::format_seconds;
+use crate::gssapi::{self, ClientContext, Cred, GssError, Name};
 use crate::protocol;
 
 /// Largest context token accepted from a server. Kerberos AP-REP tokens are a
@@ -36,9 +32,7 @@ const MAX_TOKEN_BYTES: u32 = 256 * 1024;
 const MAX_ROUNDS: usize = 8;
 
 /// The flags the completed context must grant.
-const REQUIRED_FLAGS: CtxFlags = CtxFlags::GSS_C_MUTUAL_FLAG
-    .union(CtxFlags::GSS_C_REPLAY_FLAG)
-    .union(CtxFlags::GSS_C_SEQUENCE_FLAG);
+const REQUIRED_FLAGS: u32 = gssapi::MUTUAL_FLAG | gssapi::REPLAY_FLAG | gssapi::SEQUENCE_FLAG;
 
 /// An authentication failure.
 #[derive(Debug)]
@@ -83,28 +77,27 @@ impl std::fmt::Display for AuthError {
 /// The client's Kerberos credentials, acquired once per job.
 pub struct Credentials {
     cred: Cred,
-    /// The client principal, e.g. `alice@EXAMPLE.COM`: used in messages, never secret.
-    pub principal: String,
+    /// The client principal, looked up on first use: only messages need it,
+    /// and the lookup costs a Kerberos context of its own.
+    principal: OnceCell<String>,
+}
+
+impl Credentials {
+    /// Returns the client principal, e.g. `alice@EXAMPLE.COM`: used in
+    /// messages, never secret.
+    pub fn principal(&self) -> &str {
+        self.principal
+            .get_or_init(|| self.cred.principal().unwrap_or_else(|_| "an unknown principal".into()))
+    }
 }
 
 /// Acquires the default initiator credentials from the credential cache.
 pub fn acquire_credentials() -> Result<Credentials, AuthError> {
-    let mut mechs = libgssapi::oid::OidSet::new();
-    mechs.add(GSS_MECH_KRB5).map_err(|e| AuthError::Credentials(e.to_string()))?;
-    let cred = Cred::acquire(None, None, CredUsage::Initiate, Some(&mechs))
-        .map_err(|e| AuthError::Credentials(describe_credential_error(&e)))?;
-    match cred.lifetime() {
-        Ok(remaining) if remaining.is_zero() => {
-            return Err(AuthError::Credentials(expired_message()));
-        }
-        Err(e) => return Err(AuthError::Credentials(describe_credential_error(&e))),
-        Ok(_) => {}
+    let (cred, remaining) = Cred::acquire_default().map_err(|e| AuthError::Credentials(describe_credential_error(&e)))?;
+    if remaining.is_zero() {
+        return Err(AuthError::Credentials(expired_message()));
     }
-    let principal = cred
-        .name()
-        .map(|name| name.to_string())
-        .unwrap_or_else(|_| "an unknown principal".into());
-    Ok(Credentials { cred, principal })
+    Ok(Credentials { cred, principal: OnceCell::new() })
 }
 
 fn cache_name() -> String {
@@ -115,15 +108,14 @@ fn expired_message() -> String {
     format!("Kerberos ticket in {} has expired; run kinit", cache_name())
 }
 
-fn routine_error(error: &GssError) -> u32 {
-    error.major.bits() & 0x00ff_0000
-}
-
 fn describe_credential_error(error: &GssError) -> String {
-    let routine = routine_error(error);
-    if routine == MajorFlags::GSS_S_CREDENTIALS_EXPIRED.bits() {
+    let routine = match error {
+        GssError::Load(load) => return load.to_string(),
+        GssError::Call(call) => call.routine(),
+    };
+    if routine == gssapi::S_CREDENTIALS_EXPIRED {
         expired_message()
-    } else if routine == MajorFlags::GSS_S_NO_CRED.bits() {
+    } else if routine == gssapi::S_NO_CRED {
         format!("no valid Kerberos ticket in {}; run kinit ({error})", cache_name())
     } else {
         format!("cannot read Kerberos credentials from {}: {error}", cache_name())
@@ -233,16 +225,16 @@ pub fn authenticate(
     exchange_stars(stream, timeout)?;
     log::debug!("server answered the authentication handshake after {:.1} ms", ms(started));
 
-    let name_type = if target.host_based { GSS_NT_HOSTBASED_SERVICE } else { GSS_NT_USER_NAME };
-    let name = Name::new(target.name.as_bytes(), Some(name_type))
+    let name_type = if target.host_based { &gssapi::NT_HOSTBASED_SERVICE } else { &gssapi::NT_USER_NAME };
+    let name = Name::import(target.name.as_bytes(), name_type)
         .map_err(|e| AuthError::Gssapi(format!("invalid target principal '{}': {e}", target.name)))?;
-    let mut context = ClientCtx::new(Some(credentials.cred.clone()), name, REQUIRED_FLAGS, Some(GSS_MECH_KRB5));
+    let mut context = ClientContext::new(&credentials.cred, name, REQUIRED_FLAGS);
     run_context_loop(stream, &mut context, target, timeout)?;
     check_flags(&context)?;
     log::debug!("GSS-API context with {} complete after {:.1} ms", target.name, ms(started));
 
-    read_verdict(stream, &credentials.principal, timeout)?;
-    log::debug!("server granted access to {} after {:.1} ms", credentials.principal, ms(started));
+    read_verdict(stream, credentials, timeout)?;
+    log::debug!("server granted access to {} after {:.1} ms", credentials.principal(), ms(started));
     Ok(())
 }
 
@@ -302,14 +294,14 @@ fn exchange_stars(stream: &mut TcpStream, timeout: Duration) -> Result<(), AuthE
 
 fn run_context_loop(
     stream: &mut TcpStream,
-    context: &mut ClientCtx,
+    context: &mut ClientContext,
     target: &Target,
     timeout: Duration,
 ) -> Result<(), AuthError> {
     let mut input: Option<Vec<u8>> = None;
     for _ in 0..=MAX_ROUNDS {
         let output = context
-            .step(input.as_deref(), None)
+            .step(input.as_deref())
             .map_err(|e| AuthError::Gssapi(describe_context_error(&e, target)))?;
         if let Some(token) = output {
             send_token(stream, &token)?;
@@ -325,9 +317,8 @@ fn run_context_loop(
     )))
 }
 
-fn describe_context_error(error: &GssError, target: &Target) -> String {
-    let routine = routine_error(error);
-    if routine == MajorFlags::GSS_S_CREDENTIALS_EXPIRED.bits() {
+fn describe_context_error(error: &gssapi::Error, target: &Target) -> String {
+    if error.routine() == gssapi::S_CREDENTIALS_EXPIRED {
         return expired_message();
     }
     format!("GSS-API authentication as {} failed: {error}", target.name)
@@ -373,25 +364,24 @@ fn reply_error(error: protocol::ReplyError, waiting_for: &'static str, timeout: 
     }
 }
 
-fn check_flags(context: &ClientCtx) -> Result<(), AuthError> {
-    let granted = context
-        .flags()
-        .map_err(|e| AuthError::Gssapi(format!("cannot read the context flags: {e}")))?;
-    if granted.contains(REQUIRED_FLAGS) {
+fn check_flags(context: &ClientContext) -> Result<(), AuthError> {
+    let granted = context.granted_flags();
+    if granted & REQUIRED_FLAGS == REQUIRED_FLAGS {
         Ok(())
     } else {
         Err(AuthError::Gssapi(format!(
-            "GSS-API context lacks required protection: requested mutual authentication, replay and sequence detection, granted {granted:?}"
+            "GSS-API context lacks required protection: requested mutual authentication, replay and sequence detection, granted {}",
+            gssapi::describe_flags(granted)
         )))
     }
 }
 
-fn read_verdict(stream: &mut TcpStream, principal: &str, timeout: Duration) -> Result<(), AuthError> {
+fn read_verdict(stream: &mut TcpStream, credentials: &Credentials, timeout: Duration) -> Result<(), AuthError> {
     let mut verdict = [0u8; 1];
     quick_ack(stream);
     match stream.read(&mut verdict) {
         Ok(1) if verdict[0] == b'y' => Ok(()),
-        Ok(1) if verdict[0] == b'n' => Err(AuthError::AccessDenied { principal: principal.to_string() }),
+        Ok(1) if verdict[0] == b'n' => Err(AuthError::AccessDenied { principal: credentials.principal().to_string() }),
         Ok(1) => Err(AuthError::Handshake(format!(
             "server sent access verdict {} instead of 'y' or 'n'",
             protocol::printable(&verdict)

@@ -125,7 +125,7 @@ fn show_hosts(config: &Config, slots_only: bool) -> i32 {
 
 fn show_principal(config: &Config) -> i32 {
     match crate::auth::acquire_credentials() {
-        Ok(credentials) => println!("client principal: {}", credentials.principal),
+        Ok(credentials) => println!("client principal: {}", credentials.principal()),
         Err(error) => {
             log::error!("{error}");
             return exit::GSSAPI_FAILED;

@@ -7,6 +7,7 @@ mod cli;
 mod compile;
 mod config;
 mod exit;
+mod gssapi;
 mod hosts;
 mod invocation;
 mod logging;

@@ -137,7 +137,7 @@ pub fn authenticate(
     log::debug!(
         "authenticating to {} as {} with target principal {}",
         host.display_name(),
-        credentials.principal,
+        credentials.principal(),
         target.name
     );
     let result = auth::authenticate(stream, credentials, &target, config.auth_timeout);
