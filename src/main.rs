@@ -3,15 +3,20 @@
 
 mod args;
 mod auth;
+mod backoff;
 mod cli;
 mod compile;
 mod config;
 mod exit;
 mod hosts;
 mod invocation;
+mod lock;
 mod logging;
 mod protocol;
 mod remote;
+mod slots;
+mod state;
+mod statedir;
 
 use std::ffi::OsString;
 
