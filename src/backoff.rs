@@ -4,9 +4,9 @@
 //! The record is the file `backoff_<HOST>_0` in `$DISTCC_DIR/lock`, judged
 //! by its modification time, as stock distcc 3.4 keeps it (`src/backoff.c`,
 //! `src/timefile.c`), so both clients honour each other's marks. Stock
-//! distcc writes the byte `x` at offset 0 to move the modification time;
+//! distcc writes the byte `x` at offset 0 to move the modification time.
 //! distcc-rs writes `x` followed by the failure's description, which stock
-//! distcc ignores and distcc-rs shows when it skips the host.
+//! distcc ignores and distcc-rs logs when it skips the host.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::hosts::HostSpec;
 
-/// Longest failure description kept in a backoff file.
+/// Maximum length, in bytes, of the failure description in a backoff file.
 const MAX_REASON_BYTES: usize = 512;
 
 /// A host that is still in its backoff period.
@@ -26,8 +26,8 @@ pub struct BackedOff {
     pub elapsed: Duration,
     /// Time until the host is tried again.
     pub remaining: Duration,
-    /// The recorded failure, or an empty string when the file holds none
-    /// (as when stock distcc wrote it).
+    /// The recorded failure, or an empty string when the file contains
+    /// none (as when stock distcc wrote it).
     pub reason: String,
 }
 
@@ -91,7 +91,7 @@ impl Backoff {
         content.push(b'x');
         content.extend_from_slice(truncate_utf8(reason, MAX_REASON_BYTES).as_bytes());
         content.push(b'\n');
-        let file = OpenOptions::new().write(true).create(true).mode(0o666).open(&path)?;
+        let file = OpenOptions::new().write(true).create(true).truncate(false).mode(0o666).open(&path)?;
         file.write_all_at(&content, 0)?;
         file.set_len(content.len() as u64)?;
         // The write already moves the modification time; setting it makes

@@ -45,7 +45,7 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
     }
     let local = LocalCompile { compiler: &compiler, invocation: &invocation, config, slots: None };
     if config.safeguard == 1 {
-        // The distcc-rs process that started this compiler holds the slot.
+        // The distcc-rs process that started this compiler has the slot.
         log::debug!("running locally: called from a compiler that distcc-rs started (_DISTCC_SAFEGUARD=1)");
         return local.exec();
     }

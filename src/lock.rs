@@ -7,11 +7,11 @@
 //! clients from oversubscribing a host. The kernel drops record locks when
 //! the process ends, so a crashed client never leaves a slot taken.
 //!
-//! Record locks belong to the process, not to the descriptor. Two rules
-//! follow, and [`SlotLock::try_lock`] enforces both: the process never opens
-//! a lock file that it already holds, because closing that second
-//! descriptor would release the lock, and a second lock request on a held
-//! file would succeed, counting one job twice. A record lock also survives
+//! Record locks belong to the process, not to the descriptor. So closing a
+//! second descriptor of a locked file would release the lock, and a second
+//! lock request on it would succeed and count one job twice.
+//! [`SlotLock::try_lock`] therefore never opens a file that this process has
+//! locked. A record lock also survives
 //! `execve` as long as its descriptor stays open, which
 //! [`SlotLock::keep_across_exec`] arranges for a compiler that replaces this
 //! process.
@@ -41,8 +41,8 @@ pub struct SlotLock {
 
 impl SlotLock {
     /// Tries to lock `path` without waiting, creating the file when missing.
-    /// Returns `Ok(None)` when another process holds it, or when this
-    /// process holds it already.
+    /// Returns `Ok(None)` when another process has it locked, or when this
+    /// process has.
     pub fn try_lock(path: &Path) -> io::Result<Option<SlotLock>> {
         let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if held.iter().any(|p| p == path) {
@@ -50,7 +50,7 @@ impl SlotLock {
         }
         // Mode 0666 before the umask, as stock distcc creates them, so that
         // users who share a lock directory can all open the files.
-        let file = OpenOptions::new().write(true).create(true).mode(0o666).open(path)?;
+        let file = OpenOptions::new().write(true).create(true).truncate(false).mode(0o666).open(path)?;
         if !set_record_lock(&file, libc::F_WRLCK)? {
             return Ok(None);
         }
@@ -131,7 +131,7 @@ mod tests {
         assert!(SlotLock::try_lock(&path).unwrap().is_some());
     }
 
-    /// Another process sees the lock as a conflicting record lock. `flock`
+    /// The lock conflicts with a record lock requested by another process. `flock`
     /// from util-linux (`-n`: fail instead of waiting) would not conflict,
     /// so the check uses a record lock through a short Python program.
     #[test]

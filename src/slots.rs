@@ -3,8 +3,8 @@
 //!
 //! Hosts are scanned slot by slot, as stock distcc 3.4 does
 //! (`src/where.c`): slot 0 of every host in list order, then slot 1 of
-//! every host that has one, and so on, so that jobs spread over the hosts
-//! before any host gets a second job. Hosts marked `,down`, hosts in
+//! every host that has one, and so on. So jobs spread over the hosts before
+//! any host gets a second job. Hosts marked `,down`, hosts in
 //! backoff and hosts that already failed for this job are skipped. When
 //! every slot is taken the job waits `DISTCC_PAUSE_TIME_MSEC` and scans
 //! again, rather than oversubscribing a host.
@@ -98,7 +98,8 @@ pub struct HostChoice<'a> {
 }
 
 impl<'a> HostChoice<'a> {
-    /// Starts with every host of `list`, shuffled when the list says `--randomize`.
+    /// Starts with every host of `list`, shuffled when the list contains
+    /// `--randomize`.
     pub fn new(list: &'a HostList) -> HostChoice<'a> {
         let mut order: Vec<usize> = (0..list.hosts.len()).collect();
         if list.randomize {
@@ -406,8 +407,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let slots = slots_in(tmp.path(), "60");
         let list = parse_host_list("a:1/1", "test").unwrap();
-        // The slot is held by another process, so that this process's own
-        // scan sees a conflicting lock.
+        // Another process locks the slot, because a lock of this process
+        // would not conflict with this process's own scan.
         let path = tmp.path().join("lock/cpu_tcp_a_1_0");
         let mut holder = std::process::Command::new("python3")
             .arg("-c")

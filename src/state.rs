@@ -1,14 +1,15 @@
 //! Monitor state: the per-process records that stock `distccmon-text` and
 //! `distccmon-gnome` read from `$DISTCC_DIR/state`.
 //!
-//! Each client process keeps one file `binstate_<PID>` holding one native
-//! `struct dcc_task_state` of stock distcc 3.4 (`src/state.h`): `size_t`
-//! record size, `unsigned long` magic and client pid, `char file[128]`
+//! Each client process keeps one file `binstate_<PID>`. It contains one
+//! native `struct dcc_task_state` of stock distcc 3.4 (`src/state.h`):
+//! `size_t` record size, `unsigned long` magic and client pid, `char file[128]`
 //! (source basename), `char host[128]`, `int slot`, `int` phase, and a
 //! pointer that readers ignore; 296 bytes on LP64 systems. Readers reject a
 //! record with the wrong size or magic, skip those of dead processes and
 //! delete those older than 60 seconds. The file is rewritten at every phase
-//! change and removed when the job ends.
+//! change and removed when the job ends, except after a local compile that
+//! replaced this process (see `LocalCompile::exec_holding`).
 
 use std::cell::{Cell, RefCell};
 use std::fs::{self, OpenOptions};
@@ -54,9 +55,9 @@ pub enum Phase {
     Compile = 5,
 }
 
-/// Where the phase happens: stock distcc keeps one record for local work
-/// (preprocessing, local compiles) and one for the remote host, so that a
-/// preprocessing note does not replace the remote host's name.
+/// The record a phase is written to. Stock distcc keeps one record for
+/// local work (preprocessing, local compiles) and one for the remote host,
+/// so that a preprocessing note does not replace the remote host's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Local,
@@ -140,12 +141,11 @@ impl Monitor {
 
 impl Drop for Monitor {
     fn drop(&mut self) {
-        if self.written.get() {
-            if let Err(error) = fs::remove_file(&self.path) {
-                if error.kind() != io::ErrorKind::NotFound {
-                    log::debug!("cannot remove monitor state {}: {error}", self.path.display());
-                }
-            }
+        if self.written.get()
+            && let Err(error) = fs::remove_file(&self.path)
+            && error.kind() != io::ErrorKind::NotFound
+        {
+            log::debug!("cannot remove monitor state {}: {error}", self.path.display());
         }
     }
 }

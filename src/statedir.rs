@@ -39,10 +39,10 @@ pub fn open(config: &Config) -> Result<StateDir, String> {
 
 /// Creates `root` with its parents and the two subdirectories.
 fn prepare(root: &Path) -> Result<StateDir, String> {
-    if let Ok(meta) = fs::metadata(root) {
-        if !meta.is_dir() {
-            return Err("it exists and is not a directory".to_string());
-        }
+    if let Ok(meta) = fs::metadata(root)
+        && !meta.is_dir()
+    {
+        return Err("it exists and is not a directory".to_string());
     }
     // Mode 0777 before the umask, as stock distcc creates these directories.
     let builder = {

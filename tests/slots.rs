@@ -8,6 +8,7 @@
 //! (connection refused) or a listener that closes every connection at once
 //! (`ClosingHost`), which also counts the connection attempts.
 
+mod common;
 mod slots_support;
 
 use std::ffi::OsString;
@@ -38,6 +39,22 @@ fn lua_or_skip(test: &str, extra: &[&str]) -> Option<std::path::PathBuf> {
     sources
 }
 
+/// Programs that `scripts/testbed` runs.
+const BED_PROGRAMS: &[&str] = &["krb5kdc", "kdb5_util", "kadmin.local", "kinit", "distccd", "python3"];
+
+/// Ports of the test bed's two `--auth` servers and the Kerberos settings a
+/// client needs for them, or `None` (with a message) when the programs
+/// that run the bed are not installed.
+fn auth_servers_or_skip(test: &str) -> Option<(u16, u16, Env)> {
+    if let Some(program) = missing_program(BED_PROGRAMS) {
+        skip(test, &format!("{program} is not installed; scripts/install-deps installs the test bed's programs"));
+        return None;
+    }
+    let bed = common::bed();
+    let kerberos = ["KRB5_CONFIG", "KRB5CCNAME"].into_iter().map(|name| (name, Some(OsString::from(bed.var(name))))).collect();
+    Some((bed.port("AUTH1"), bed.port("AUTH2"), kerberos))
+}
+
 fn assert_success(what: &str, output: &std::process::Output) {
     assert!(
         output.status.success(),
@@ -51,18 +68,18 @@ fn assert_success(what: &str, output: &std::process::Output) {
 #[test]
 fn make_j8_two_hosts_limit_two() {
     let Some(sources) = lua_or_skip("make_j8_two_hosts_limit_two", &[]) else { return };
+    let Some((first, second, kerberos)) = auth_servers_or_skip("make_j8_two_hosts_limit_two") else { return };
     let _heavy = heavy_test_lock();
     let tmp = tempfile::tempdir().unwrap();
     let reference = reference_build(&sources, &shared_temp_root());
-    let first = Distccd::start(tmp.path(), 4);
-    let second = Distccd::start(tmp.path(), 4);
-    let first_proxy = CountingProxy::start(first.port);
-    let second_proxy = CountingProxy::start(second.port);
+    let first_proxy = CountingProxy::start(first);
+    let second_proxy = CountingProxy::start(second);
 
     let build = tmp.path().join("build");
     let objects = write_lua_makefile(&build, &sources, &[]);
-    let hosts = format!("127.0.0.1:{}/2 127.0.0.1:{}/2", first_proxy.port, second_proxy.port);
-    let env = client_env(&tmp.path().join("distcc"), &hosts);
+    let hosts = format!("127.0.0.1:{}/2,auth 127.0.0.1:{}/2,auth", first_proxy.port, second_proxy.port);
+    let mut env = client_env(&tmp.path().join("distcc"), &hosts);
+    env.extend(kerberos);
     let cc = format!("{} gcc", distcc_rs().display());
     let (output, elapsed) = run_make(&build, 8, &cc, &env);
     assert_success("make -j8", &output);
@@ -88,13 +105,12 @@ fn make_j8_two_hosts_limit_two() {
 #[test]
 fn dead_first_host_costs_little() {
     let Some(sources) = lua_or_skip("dead_first_host_costs_little", &[]) else { return };
+    let Some((first, second, kerberos)) = auth_servers_or_skip("dead_first_host_costs_little") else { return };
     let _heavy = heavy_test_lock();
     let tmp = tempfile::tempdir().unwrap();
     let reference = reference_build(&sources, &shared_temp_root());
-    let first = Distccd::start(tmp.path(), 4);
-    let second = Distccd::start(tmp.path(), 4);
     let dead = ClosingHost::start();
-    let live_hosts = format!("127.0.0.1:{}/2 127.0.0.1:{}/2", first.port, second.port);
+    let live_hosts = format!("127.0.0.1:{first}/2,auth 127.0.0.1:{second}/2,auth");
     let cc = format!("{} gcc", distcc_rs().display());
 
     // Builds alternate so that both see the same background load, and each
@@ -107,7 +123,8 @@ fn dead_first_host_costs_little() {
             let build = tmp.path().join(&name);
             let objects = write_lua_makefile(&build, &sources, &[]);
             let hosts = if with_dead { format!("127.0.0.1:{} {live_hosts}", dead.port) } else { live_hosts.clone() };
-            let env = client_env(&tmp.path().join(format!("distcc-{name}")), &hosts);
+            let mut env = client_env(&tmp.path().join(format!("distcc-{name}")), &hosts);
+            env.extend(kerberos.clone());
             let attempts_before = dead.counts.total();
             let (output, elapsed) = run_make(&build, 8, &cc, &env);
             assert_success(&name, &output);
@@ -212,42 +229,34 @@ fn zero_backoff_dead_and_live_host() {
     assert!(dead.counts.total() <= jobs, "the dead host was tried {} times by {jobs} jobs", dead.counts.total());
 }
 
-#[test]
-fn localslots_one_runs_local_jobs_one_at_a_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let log = tmp.path().join("intervals.log");
-    // A "linker" that records when it runs. distcc-rs replaces itself with
-    // it, so the slot must stay locked across that exec.
-    let linker = tmp.path().join("slowld");
+/// Writes a stand-in linker that records when it runs: `start NAME TIME`
+/// and `end NAME TIME` lines, NAME being the program it links.
+fn write_slow_linker(path: &Path, log: &Path, seconds: &str) {
     write_script(
-        &linker,
+        path,
         &format!(
-            "#!/bin/sh\nname=$3\necho \"start $name $(date +%s.%N)\" >> {log}\nsleep 0.6\necho \"end $name $(date +%s.%N)\" >> {log}\n",
+            "#!/bin/sh\nname=$3\necho \"start $name $(date +%s.%N)\" >> {log}\nsleep {seconds}\necho \"end $name $(date +%s.%N)\" >> {log}\n",
             log = log.display()
         ),
     );
+}
+
+#[test]
+fn localslots_one_serializes_local_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("intervals.log");
+    // Link steps run locally. distcc-rs replaces itself with the linker, so
+    // the slot must stay locked across that exec.
+    let linker = tmp.path().join("slowld");
+    write_slow_linker(&linker, &log, "0.6");
     let hosts = format!("--localslots=1 127.0.0.1:{}", refused_port());
     let env = client_env(&tmp.path().join("distcc"), &hosts);
-    let handles: Vec<_> = (0..3)
-        .map(|job| {
-            let (dir, env, linker) = (tmp.path().to_path_buf(), env.clone(), linker.clone());
-            let program = format!("prog{job}");
-            thread::spawn(move || {
-                run_client(&dir, &distcc_rs(), &[linker.to_str().unwrap(), "a.o", "-o", &program], &env)
-            })
-        })
-        .collect();
-    for handle in handles {
-        let (output, _) = handle.join().unwrap();
-        assert_success("local job", &output);
-    }
-    let runs = intervals(&fs::read_to_string(&log).unwrap());
-    assert_eq!(runs.len(), 3, "{runs:?}");
-    let mut sorted: Vec<(f64, f64)> = runs.values().copied().collect();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for pair in sorted.windows(2) {
-        assert!(pair[1].0 >= pair[0].1, "two local jobs ran at once: {sorted:?}");
-    }
+
+    run_parallel(tmp.path(), &env, 3, |job| {
+        vec![linker.display().to_string(), "a.o".into(), "-o".into(), format!("prog{job}")]
+    });
+
+    assert_no_overlap(&log, 3);
 }
 
 #[test]
@@ -255,32 +264,21 @@ fn localslots_default_allows_four() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("intervals.log");
     let linker = tmp.path().join("slowld");
-    write_script(
-        &linker,
-        &format!(
-            "#!/bin/sh\nname=$3\necho \"start $name $(date +%s.%N)\" >> {log}\nsleep 2\necho \"end $name $(date +%s.%N)\" >> {log}\n",
-            log = log.display()
-        ),
-    );
-    let hosts = format!("127.0.0.1:{}", refused_port());
-    let env = client_env(&tmp.path().join("distcc"), &hosts);
-    let handles: Vec<_> = (0..5)
-        .map(|job| {
-            let (dir, env, linker) = (tmp.path().to_path_buf(), env.clone(), linker.clone());
-            let program = format!("prog{job}");
-            thread::spawn(move || run_client(&dir, &distcc_rs(), &[linker.to_str().unwrap(), "a.o", "-o", &program], &env))
-        })
-        .collect();
-    for handle in handles {
-        assert_success("local job", &handle.join().unwrap().0);
-    }
+    write_slow_linker(&linker, &log, "2");
+    let env = client_env(&tmp.path().join("distcc"), &format!("127.0.0.1:{}", refused_port()));
+
+    run_parallel(tmp.path(), &env, 5, |job| {
+        vec![linker.display().to_string(), "a.o".into(), "-o".into(), format!("prog{job}")]
+    });
+
     let runs: Vec<(f64, f64)> = intervals(&fs::read_to_string(&log).unwrap()).into_values().collect();
-    let most_at_once = runs
+    assert_eq!(runs.len(), 5, "{runs:?}");
+    let max_at_once = runs
         .iter()
         .map(|(start, _)| runs.iter().filter(|(s, e)| s <= start && start < e).count())
         .max()
         .unwrap();
-    assert_eq!(most_at_once, 4, "local jobs at once with the default --localslots: {runs:?}");
+    assert_eq!(max_at_once, 4, "local jobs at once with the default --localslots: {runs:?}");
 }
 
 #[test]
@@ -511,4 +509,173 @@ fn distccmon_text_lists_running_jobs() {
         let host = &host[..host.iter().position(|b| *b == 0).unwrap()];
         assert_eq!(host, b"localhost", "a remote job left its record {:?}", entry.file_name());
     }
+}
+
+/// A stand-in compiler that logs when it preprocesses (`-E`): it records
+/// the interval, sleeps, and prints the source. Any other call writes an
+/// empty object to the file after `-o`.
+fn write_slow_preprocessor(path: &Path, log: &Path) {
+    write_script(
+        path,
+        &format!(
+            r#"#!/bin/sh
+for arg; do last=$arg; done
+case " $* " in
+*" -E "*)
+    echo "start $last $(date +%s.%N)" >> {log}
+    sleep 0.6
+    echo "end $last $(date +%s.%N)" >> {log}
+    cat "$last"
+    ;;
+*)
+    while [ $# -gt 0 ]; do
+        if [ "$1" = -o ]; then : > "$2"; fi
+        shift
+    done
+    ;;
+esac
+"#,
+            log = log.display()
+        ),
+    );
+}
+
+fn assert_no_overlap(log: &Path, expected_runs: usize) {
+    let runs = intervals(&fs::read_to_string(log).unwrap());
+    assert_eq!(runs.len(), expected_runs, "{runs:?}");
+    let mut sorted: Vec<(f64, f64)> = runs.values().copied().collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in sorted.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "two runs overlapped: {sorted:?}");
+    }
+}
+
+/// Runs `jobs` distcc-rs commands at once, each with the arguments that
+/// `args(job)` returns, and asserts that all succeed.
+fn run_parallel(dir: &Path, env: &[(&'static str, Option<OsString>)], jobs: usize, args: impl Fn(usize) -> Vec<String>) {
+    let handles: Vec<_> = (0..jobs)
+        .map(|job| {
+            let (dir, env, args) = (dir.to_path_buf(), env.to_vec(), args(job));
+            thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                run_client(&dir, &distcc_rs(), &args, &env)
+            })
+        })
+        .collect();
+    for (job, handle) in handles.into_iter().enumerate() {
+        assert_success(&format!("job {job}"), &handle.join().unwrap().0);
+    }
+}
+
+#[test]
+fn localslots_cpp_one_serializes_preprocessing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cpp = tmp.path().join("slowcpp");
+    for job in 0..3 {
+        fs::write(tmp.path().join(format!("p{job}.c")), "int x;\n").unwrap();
+    }
+
+    // Preprocess-only jobs.
+    let log = tmp.path().join("only-e.log");
+    write_slow_preprocessor(&cpp, &log);
+    let hosts = format!("--localslots_cpp=1 127.0.0.1:{}", refused_port());
+    let env = client_env(&tmp.path().join("distcc-e"), &hosts);
+    run_parallel(tmp.path(), &env, 3, |job| vec![cpp.display().to_string(), "-E".into(), format!("p{job}.c")]);
+    assert_no_overlap(&log, 3);
+
+    // The preprocessor of remote jobs. The host closes every connection and
+    // backoff is off, so every job preprocesses before it falls back.
+    let log = tmp.path().join("remote.log");
+    write_slow_preprocessor(&cpp, &log);
+    let closing = ClosingHost::start();
+    let hosts = format!("--localslots_cpp=1 127.0.0.1:{}", closing.port);
+    let env = with(client_env(&tmp.path().join("distcc-remote"), &hosts), "DISTCC_BACKOFF_PERIOD", Some("0"));
+    run_parallel(tmp.path(), &env, 3, |job| {
+        vec![cpp.display().to_string(), "-c".into(), format!("p{job}.c"), "-o".into(), format!("p{job}.o")]
+    });
+    assert_eq!(closing.counts.total(), 3);
+    assert_no_overlap(&log, 3);
+}
+
+#[test]
+fn localhost_entry_runs_jobs_in_its_slots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("intervals.log");
+    // Records each compile; the source name is the last argument but two.
+    let compiler = tmp.path().join("slowcc");
+    write_script(
+        &compiler,
+        &format!(
+            "#!/bin/sh\nname=$2\necho \"start $name $(date +%s.%N)\" >> {log}\nsleep 0.6\necho \"end $name $(date +%s.%N)\" >> {log}\n: > \"$4\"\n",
+            log = log.display()
+        ),
+    );
+    for job in 0..3 {
+        fs::write(tmp.path().join(format!("h{job}.c")), "int x;\n").unwrap();
+    }
+    let env = client_env(&tmp.path().join("distcc"), "localhost/1");
+    run_parallel(tmp.path(), &env, 3, |job| {
+        vec![compiler.display().to_string(), "-c".into(), format!("h{job}.c"), "-o".into(), format!("h{job}.o")]
+    });
+    assert_no_overlap(&log, 3);
+}
+
+#[test]
+fn killed_job_frees_its_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("intervals.log");
+    let linker = tmp.path().join("slowld");
+    write_slow_linker(&linker, &log, "3");
+    let env = client_env(&tmp.path().join("distcc"), &format!("--localslots=1 127.0.0.1:{}", refused_port()));
+    let mut first = Command::new(distcc_rs());
+    first.current_dir(tmp.path()).args([linker.to_str().unwrap(), "a.o", "-o", "first"]);
+    apply_env(&mut first, &env);
+    let mut first = first.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !fs::read_to_string(&log).unwrap_or_default().contains("start first") {
+        assert!(std::time::Instant::now() < deadline, "the first job never started");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signals only the process this test started (now the linker).
+    unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+    first.wait().unwrap();
+
+    let mut second = Command::new(distcc_rs());
+    second.current_dir(tmp.path()).args([linker.to_str().unwrap(), "a.o", "-o", "second"]);
+    apply_env(&mut second, &with(env, "DISTCC_PAUSE_TIME_MSEC", Some("50")));
+    let mut second = second.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !fs::read_to_string(&log).unwrap_or_default().contains("start second") {
+        assert!(started.elapsed() < Duration::from_secs(2), "the killed job's slot was not freed");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(second.wait().unwrap().success());
+}
+
+#[test]
+fn client_side_failures_do_not_back_off() {
+    if let Some(program) = missing_program(&["gcc", "distccd"]) {
+        return skip("client_side_failures_do_not_back_off", &format!("{program} is not installed"));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Distccd::start(tmp.path(), 2);
+    let distcc_dir = tmp.path().join("distcc");
+    let backoff = distcc_dir.join(format!("lock/backoff_tcp_127.0.0.1_{}_0", server.port));
+
+    // A genuine compile error on the server.
+    fs::write(tmp.path().join("broken.c"), "int f(void) { return }\n").unwrap();
+    let env = client_env(&distcc_dir, &format!("127.0.0.1:{}", server.port));
+    let (output, _) = run_client(tmp.path(), &distcc_rs(), &["gcc", "-c", "broken.c", "-o", "broken.o"], &env);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(!backoff.exists(), "a compile error backed off the host");
+    assert!(!tmp.path().join("broken.o").exists());
+
+    // No Kerberos ticket for an ,auth host.
+    let env = client_env(&distcc_dir, &format!("127.0.0.1:{},auth", server.port));
+    let env = with(env, "KRB5CCNAME", Some(&format!("FILE:{}", tmp.path().join("no-such-cache").display())));
+    let (output, _) = compile_one(tmp.path(), "noticket", &env);
+    assert_success("compile without a ticket", &output);
+    assert!(text(&output.stderr).contains("compiling locally"), "{}", text(&output.stderr));
+    assert!(!backoff.exists(), "a missing ticket backed off the host");
+    assert_eq!(fs::read(tmp.path().join("noticket.o")).unwrap(), local_object(tmp.path(), "noticket"));
 }

@@ -262,12 +262,9 @@ pub fn lua_sources() -> Option<PathBuf> {
 }
 
 fn lua_dir_with_sources(dir: &Path) -> Option<PathBuf> {
-    for candidate in [dir.to_path_buf(), dir.join("src"), dir.join("lua-5.4.9")] {
-        if candidate.join("lvm.c").is_file() && candidate.join("lauxlib.h").is_file() {
-            return Some(candidate);
-        }
-    }
-    None
+    [dir.to_path_buf(), dir.join("src")]
+        .into_iter()
+        .find(|candidate| candidate.join("lvm.c").is_file() && candidate.join("lauxlib.h").is_file())
 }
 
 /// The library `.c` files of the Lua directory, sorted: all but the
@@ -387,9 +384,12 @@ pub fn shared_temp_root() -> PathBuf {
     root.get_or_insert_with(|| tempfile::Builder::new().prefix("distcc-rs-slots-").tempdir().unwrap()).path().to_path_buf()
 }
 
+/// Environment changes for a client: a value to set, or `None` to remove.
+pub type Env = Vec<(&'static str, Option<OsString>)>;
+
 /// Environment for a distcc-rs or stock distcc run with its own state
-/// directory and host list. Verbose logging goes to `log` when given.
-pub fn client_env(distcc_dir: &Path, hosts: &str) -> Vec<(&'static str, Option<OsString>)> {
+/// directory and host list; DISTCC_VERBOSE, DISTCC_LOG and the other settings are removed.
+pub fn client_env(distcc_dir: &Path, hosts: &str) -> Env {
     vec![
         ("DISTCC_DIR", Some(distcc_dir.as_os_str().to_owned())),
         ("DISTCC_HOSTS", Some(OsString::from(hosts))),
@@ -401,7 +401,7 @@ pub fn client_env(distcc_dir: &Path, hosts: &str) -> Vec<(&'static str, Option<O
     ]
 }
 
-pub fn with(mut env: Vec<(&'static str, Option<OsString>)>, name: &'static str, value: Option<&str>) -> Vec<(&'static str, Option<OsString>)> {
+pub fn with(mut env: Env, name: &'static str, value: Option<&str>) -> Env {
     env.retain(|(n, _)| *n != name);
     env.push((name, value.map(OsString::from)));
     env
