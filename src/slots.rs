@@ -289,7 +289,8 @@ impl Slots {
     }
 
     /// Records a failure on the host's side, so that every client skips
-    /// the host for the backoff period.
+    /// the host for the backoff period. The decision is a debug message:
+    /// the failure itself reaches the user in the job's fallback warning.
     pub fn host_failed(&self, host: &HostSpec, reason: &str) {
         if !self.backoff.is_enabled() {
             log::debug!(
@@ -299,8 +300,8 @@ impl Slots {
             return;
         }
         match self.backoff.mark(host, reason) {
-            Ok(()) => log::warn!(
-                "{} failed: {reason}; all jobs skip it for {} (DISTCC_BACKOFF_PERIOD)",
+            Ok(()) => log::debug!(
+                "backing off {} after: {reason}; all jobs skip it for {} (DISTCC_BACKOFF_PERIOD)",
                 host.display_name(),
                 format_seconds(self.backoff.period())
             ),

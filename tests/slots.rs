@@ -399,11 +399,13 @@ fn backoff_files_shared_with_stock_client() {
     let hosts = format!("127.0.0.1:{}", dead.port);
     let stock = which("distcc").unwrap();
 
-    // distcc-rs marks the host; stock distcc then skips it.
+    // distcc-rs marks the host and logs why; stock distcc then skips it.
     let env = client_env(&tmp.path().join("rs-first"), &hosts);
-    let (output, _) = compile_one(tmp.path(), "mark_rs", &env);
+    let (output, _) = compile_one(tmp.path(), "mark_rs", &with(env.clone(), "DISTCC_VERBOSE", Some("1")));
     assert_success("distcc-rs", &output);
     assert_eq!(dead.counts.total(), 1);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&format!("backing off 127.0.0.1:{} after: ", dead.port)), "{stderr}");
     assert!(tmp.path().join(format!("rs-first/lock/backoff_tcp_127.0.0.1_{}_0", dead.port)).is_file());
     fs::write(tmp.path().join("stock1.c"), "int f(void) { return 1; }\n").unwrap();
     let (output, _) = run_client(tmp.path(), &stock, &["gcc", "-c", "stock1.c", "-o", "stock1.o"], &env);
@@ -678,4 +680,33 @@ fn client_side_failures_do_not_back_off() {
     assert!(text(&output.stderr).contains("compiling locally"), "{}", text(&output.stderr));
     assert!(!backoff.exists(), "a missing ticket backed off the host");
     assert_eq!(fs::read(tmp.path().join("noticket.o")).unwrap(), local_object(tmp.path(), "noticket"));
+}
+
+#[test]
+fn randomize_spreads_sequential_jobs() {
+    if let Some(program) = missing_program(&["gcc", "distccd"]) {
+        return skip("randomize_spreads_sequential_jobs", &format!("{program} is not installed"));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Distccd::start(tmp.path(), 2);
+    let first = CountingProxy::start(server.port);
+    let second = CountingProxy::start(server.port);
+    let ordered = format!("127.0.0.1:{} 127.0.0.1:{}", first.port, second.port);
+
+    // Without --randomize, a lone job always takes the first host.
+    let env = client_env(&tmp.path().join("distcc"), &ordered);
+    for job in 0..5 {
+        assert_success("ordered job", &compile_one(tmp.path(), &format!("ordered{job}"), &env).0);
+    }
+    assert_eq!((first.counts.total(), second.counts.total()), (5, 0));
+
+    // With it, each job shuffles the order: 20 jobs all on one host would
+    // happen with probability 2 * 2^-20.
+    let env = client_env(&tmp.path().join("distcc"), &format!("--randomize {ordered}"));
+    for job in 0..20 {
+        assert_success("randomized job", &compile_one(tmp.path(), &format!("random{job}"), &env).0);
+    }
+    assert_eq!(first.counts.total() + second.counts.total(), 25);
+    assert!(first.counts.total() > 5, "no randomized job used the first host");
+    assert!(second.counts.total() > 0, "no randomized job used the second host");
 }
