@@ -10,6 +10,7 @@ mod exit;
 mod hosts;
 mod invocation;
 mod logging;
+mod lzo;
 mod protocol;
 mod remote;
 
