@@ -635,7 +635,7 @@ mod tests {
     #[test]
     fn rejects_match_before_start() {
         // One literal, then an M2 match of distance 9.
-        let block = [0x12, b'a', 0x40 | (0 << 2), 1, 0x11, 0, 0];
+        let block = [0x12, b'a', 0x40, 1, 0x11, 0, 0];
         let error = decompress_all(&block, u64::MAX).unwrap_err();
         assert!(matches!(error, LzoError::LookbehindOverrun { distance: 9, available: 1 }), "{error}");
     }

@@ -13,6 +13,8 @@ mod logging;
 mod lzo;
 mod protocol;
 mod remote;
+mod ssh;
+mod transport;
 
 use std::ffi::OsString;
 
