@@ -2,7 +2,7 @@
 //! 3.4 expects it (its `--auth` mode).
 //!
 //! Right after the TCP connection is made, and before the distcc request:
-//! 1. the client sends `*` and the server answers `*`;
+//! 1. the client sends `*` and the server replies with `*`;
 //! 2. the client runs the GSS-API initiator (Kerberos 5), requesting mutual
 //!    authentication, replay and sequence detection; each context token goes
 //!    over the wire as a `TLEN` token header followed by the token bytes, in
@@ -40,7 +40,7 @@ const REQUIRED_FLAGS: CtxFlags = CtxFlags::GSS_C_MUTUAL_FLAG
     .union(CtxFlags::GSS_C_REPLAY_FLAG)
     .union(CtxFlags::GSS_C_SEQUENCE_FLAG);
 
-/// Why authentication failed.
+/// An authentication failure.
 #[derive(Debug)]
 pub enum AuthError {
     /// No usable credentials on the client: a problem of the client's, not the server's.
@@ -51,7 +51,7 @@ pub enum AuthError {
     Handshake(String),
     /// GSS-API reported an error while building the context.
     Gssapi(String),
-    /// The server answered `n`.
+    /// The server sent the verdict `n`.
     AccessDenied { principal: String },
     /// A read timed out after the `*` exchange.
     Timeout { waiting_for: &'static str, after: Duration },
@@ -154,7 +154,7 @@ pub fn choose_target(
 ) -> Result<Target, String> {
     let host = match named {
         Some(name) => name.to_string(),
-        None => match peer.and_then(|addr| reverse_lookup(addr.ip())) {
+        None => match peer.and_then(|addr| peer_name(addr.ip())) {
             Some(name) => name,
             None if entry_host.parse::<IpAddr>().is_ok() => {
                 let address = peer.map(|addr| addr.ip().to_string()).unwrap_or_else(|| entry_host.to_string());
@@ -173,11 +173,18 @@ pub fn choose_target(
     })
 }
 
+/// Returns the canonical name of the peer: its reverse lookup, or
+/// `localhost` for a loopback address without one (some systems map only
+/// 127.0.0.1, not ::1, to a name in /etc/hosts).
+fn peer_name(ip: IpAddr) -> Option<String> {
+    reverse_lookup(ip).or_else(|| ip.is_loopback().then(|| "localhost".to_string()))
+}
+
 /// Looks up the canonical name of an IPv4 or IPv6 address.
 pub fn reverse_lookup(ip: IpAddr) -> Option<String> {
     let (storage, length) = socket_address(ip);
     let mut host = [0 as libc::c_char; 1025];
-    // SAFETY: `storage` holds a valid sockaddr of `length` bytes and `host` is
+    // SAFETY: `storage` contains a valid sockaddr of `length` bytes and `host` is
     // a writable buffer of the given size; getnameinfo NUL-terminates it.
     let rc = unsafe {
         libc::getnameinfo(
@@ -419,6 +426,12 @@ mod tests {
         assert!(error.contains(",auth=NAME"), "{error}");
         let error = choose_target(None, None, "::1", None).unwrap_err();
         assert!(error.contains("::1"), "{error}");
+    }
+
+    #[test]
+    fn loopback_peer_is_localhost() {
+        let peer = "[::1]:3632".parse().ok();
+        assert_eq!(choose_target(None, peer, "::1", None).unwrap().name, "host/localhost");
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::invocation::{self, Invocation};
 use crate::remote::{self, Failure, Reply};
 use crate::transport::Connection;
 
-/// Where the system-wide host list lives (Debian's distcc package uses it too).
+/// The system-wide host list, read when neither `DISTCC_HOSTS` nor
+/// `$DISTCC_DIR/hosts` exists (Debian's distcc package reads it too).
 pub const SYSTEM_HOSTS_FILE: &str = "/etc/distcc/hosts";
 
 /// Runs or distributes one compiler command and returns the exit code.
@@ -229,7 +230,7 @@ impl Distribution<'_> {
         let argv_bytes: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
         log::debug!("sending job to {} with protocol {protocol}: {}", host.display_name(), display_argv(&argv));
         remote::send_request(connection, protocol, &argv_bytes, &preprocessed, self.config)?;
-        let reply = remote::receive_reply(connection, protocol, Path::new(&self.job.output), self.config, false)?;
+        let reply = remote::receive_reply(connection, protocol, Path::new(&self.job.output), self.config)?;
         self.handle_reply(host, reply)
     }
 
@@ -387,10 +388,10 @@ enum Preprocessor {
     Done(PathBuf),
 }
 
-/// The compiler name sent to the server. Stock distccd runs only compilers
+/// Builds the server's argument vector. Stock distccd runs only compilers
 /// that have a link in its masquerade directory (`/usr/lib/distcc`), named
-/// without a directory, so the name is sent as the user wrote it when it is
-/// bare, else by its file name.
+/// without a directory, so the compiler name is sent as the user wrote it
+/// when it is bare, else by its file name.
 fn server_argv(name: &OsStr, resolved: &Path, server_args: &[OsString]) -> Vec<OsString> {
     let program = if name.as_bytes().contains(&b'/') {
         resolved.file_name().map(OsString::from).unwrap_or_else(|| name.to_owned())
