@@ -1,6 +1,7 @@
 //! IPv6 host entries against a stock distccd listening on ::1.
 
-use crate::support::{Distccd, Workspace, assert_same_object};
+use crate::common;
+use crate::support::{Distccd, Workspace, assert_same_object, private_mounts_unavailable, run_command, with_private_resolver};
 
 const SOURCE: &[u8] = b"double half(double x) { return x / 2; }\n";
 
@@ -51,4 +52,50 @@ fn ipv6_bare_address_rejected() {
     run.assert_success();
     assert!(run.stderr().contains("IPv6 address '::1' must be written in brackets: [::1]"), "{}", run.stderr());
     assert!(workspace.path("half.o").exists());
+}
+
+/// Builds the environment of a client of the test bed.
+fn bed_env<'a>(kerberos: &'a [(String, String)], extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env: Vec<(&str, &str)> = kerberos.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    env.extend_from_slice(extra);
+    env
+}
+
+#[test]
+fn ipv6_auth_host_without_name() {
+    // `[::1]:PORT,auth`: the target principal comes from the peer ::1,
+    // where stock distcc 3.4 looks up 0.0.0.0 instead.
+    let bed = common::bed();
+    if !bed.has("TESTBED_AUTH6_PORT") {
+        panic!("the test bed has no AUTH6 server: ::1 cannot be bound here");
+    }
+    let workspace = Workspace::new();
+    workspace.write("half.c", SOURCE);
+    workspace.compile_locally(&["-c", "half.c", "-o", "local.o"]);
+    let entry = format!("[::1]:{},auth", bed.port("AUTH6"));
+    let kerberos = bed.kerberos_env();
+    let env = bed_env(&kerberos, &[("DISTCC_HOSTS", &entry), ("DISTCC_FALLBACK", "0"), ("DISTCC_VERBOSE", "1")]);
+
+    let run = workspace.run(&env, &["gcc", "-c", "half.c", "-o", "auth6.o"]);
+    run.assert_success();
+    let stderr = run.stderr();
+    assert!(stderr.contains("server granted access to alice@"), "{stderr}");
+    assert_same_object(&workspace.path("auth6.o"), &workspace.path("local.o"));
+    let log = bed.log("AUTH6");
+    assert!(common::log_lines_after_wait(&log, &["client: ::1:", "COMPILE_OK"], 1) >= 1, "AUTH6 log has no job from ::1");
+
+    // With a Debian-style /etc/hosts, the reverse lookup of ::1 returns
+    // ip6-localhost, and that name's principal is used.
+    if let Some(reason) = private_mounts_unavailable() {
+        eprintln!("skipped the /etc/hosts part: a private mount namespace is unavailable: {reason}");
+        return;
+    }
+    let hosts = workspace.write("hosts", b"127.0.0.1 localhost\n::1 ip6-localhost ip6-loopback\n");
+    let resolv = workspace.write("resolv.conf", b"nameserver 127.0.0.1\n");
+    let command = workspace.command(&env, &["gcc", "-c", "half.c", "-o", "named6.o"]);
+    let run = run_command(&mut with_private_resolver(&command, &hosts, &resolv));
+    run.assert_success();
+    assert!(run.stderr().contains("target principal host/ip6-localhost"), "{}", run.stderr());
+    assert!(run.stderr().contains("server granted access"), "{}", run.stderr());
+    assert_same_object(&workspace.path("named6.o"), &workspace.path("local.o"));
 }

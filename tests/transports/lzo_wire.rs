@@ -7,7 +7,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use crate::support::{Distccd, Workspace, assert_same_object, fetched_source, read};
+use crate::common;
+use crate::support::{Distccd, Workspace, assert_same_object, read};
 
 /// The bytes of one proxied connection.
 #[derive(Default)]
@@ -184,7 +185,7 @@ fn compile_through_lzo_host(workspace: &Workspace, source: &str, flags: &[&str])
 #[test]
 fn lzo_sqlite_amalgamation() {
     let workspace = Workspace::new();
-    let source = fetched_source("libsqlite3-sys-0.40.0", "sqlite3/sqlite3.c");
+    let source = common::sources("sqlite").join("sqlite3.c");
     std::fs::copy(&source, workspace.path("sqlite3.c")).unwrap();
     // -O1: at -O0, gcc places label nops by macro expansion locations, which
     // differ between compiling sqlite3.c and its preprocessed form.

@@ -4,6 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::common;
 use crate::support::{Workspace, assert_same_object};
 
 /// Writes the stand-in: it appends its arguments to `log`, skips ssh's
@@ -155,4 +156,55 @@ fn ssh_silent_command_times_out() {
     assert!(run.stderr().contains("timed out after 1 s (DISTCC_IO_TIMEOUT)"), "{}", run.stderr());
     assert!(run.stderr().contains("was killed by SIGTERM"), "{}", run.stderr());
     assert!(run.elapsed.as_secs_f64() < 5.0, "took {:?}", run.elapsed);
+}
+
+#[test]
+fn ssh_host_with_auth() {
+    // GSS-API authentication runs over the ssh child's pipes as over TCP:
+    // the remote command is a wrapper that starts distccd --auth.
+    let bed = common::bed();
+    let workspace = Workspace::new();
+    workspace.write("hello.c", SOURCE);
+    workspace.compile_locally(&["-c", "hello.c", "-o", "local.o"]);
+    let log = workspace.path("ssh.log");
+    let fake_ssh = write_fake_ssh(&workspace, &log);
+
+    // distccd leaves root for an unprivileged user before it reads its
+    // keytab, so the keytab copy and the workspace must be reachable.
+    std::fs::set_permissions(workspace.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let keytab = workspace.path("server.keytab");
+    std::fs::copy(bed.dir.join("kdc/host-localhost.keytab"), &keytab).unwrap();
+    std::fs::set_permissions(&keytab, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let rcache = workspace.path("rcache");
+    std::fs::create_dir(&rcache).unwrap();
+    std::fs::set_permissions(&rcache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let wrapper = workspace.write(
+        "distccd-auth",
+        format!(
+            "#!/bin/sh\nexport KRB5_KTNAME=FILE:{} KRB5RCACHEDIR={} DISTCCD_PRINCIPAL=host/localhost\nexec distccd --auth \"$@\"\n",
+            keytab.display(),
+            rcache.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let entry = format!("alice@build.example:{},auth=localhost", wrapper.display());
+    let kerberos = bed.kerberos_env();
+    let mut env: Vec<(&str, &str)> = kerberos.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    env.extend([
+        ("DISTCC_SSH", fake_ssh.to_str().unwrap()),
+        ("DISTCC_HOSTS", entry.as_str()),
+        ("DISTCC_FALLBACK", "0"),
+        ("DISTCC_VERBOSE", "1"),
+    ]);
+    let run = workspace.run(&env, &["gcc", "-c", "hello.c", "-o", "remote.o"]);
+    run.assert_success();
+    let stderr = run.stderr();
+    assert!(stderr.contains("target principal host/localhost"), "{stderr}");
+    assert!(stderr.contains("server granted access to alice@"), "{stderr}");
+    assert!(stderr.contains("compiled hello.c on alice@build.example"), "{stderr}");
+    assert_same_object(&workspace.path("remote.o"), &workspace.path("local.o"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.starts_with(&format!("-l alice build.example {} --inetd", wrapper.display())), "{logged}");
 }

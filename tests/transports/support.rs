@@ -105,16 +105,22 @@ impl Workspace {
 
     /// Runs distcc-rs in the workspace with a clean distcc environment plus `env`.
     pub fn run(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        run_command(&mut self.command(env, args))
+    }
+
+    /// Builds the command that `run` runs.
+    pub fn command(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
         let mut command = Command::new(BINARY);
         command.current_dir(self.dir.path()).args(args);
         for (name, _) in std::env::vars() {
-            if name.starts_with("DISTCC_") || name == "_DISTCC_SAFEGUARD" || name == "UNCACHED_ERR_FD" {
+            let inherited_setting = name.starts_with("DISTCC_") || name.starts_with("KRB5");
+            if inherited_setting || name == "_DISTCC_SAFEGUARD" || name == "UNCACHED_ERR_FD" {
                 command.env_remove(name);
             }
         }
         command.env("DISTCC_DIR", self.path(".distcc"));
         command.envs(env.iter().copied());
-        run_command(&mut command)
+        command
     }
 
     /// Compiles `source` to `object` with gcc directly, as the reference.
@@ -173,24 +179,32 @@ pub fn assert_same_object(remote: &Path, local: &Path) {
     );
 }
 
-/// Returns the path of a C source that the `tests/sources` package fetches:
-/// `sqlite3/sqlite3.c` of libsqlite3-sys, for example.
-pub fn fetched_source(krate: &str, relative: &str) -> PathBuf {
-    let registry = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
-        .expect("CARGO_HOME or HOME")
-        .join("registry/src");
-    let found = std::fs::read_dir(&registry).ok().and_then(|indexes| {
-        indexes
-            .flatten()
-            .map(|index| index.path().join(krate).join(relative))
-            .find(|candidate| candidate.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "{relative} of {krate} not found under {}; run `cargo fetch --manifest-path tests/sources/Cargo.toml` first",
-            registry.display()
-        )
-    })
+/// Wraps `command` so that it runs in a private mount namespace where
+/// `hosts` and `resolv` are bind-mounted over /etc/hosts and
+/// /etc/resolv.conf. Name lookups of the wrapped process then see only
+/// these files, and the system's files stay untouched.
+pub fn with_private_resolver(command: &Command, hosts: &Path, resolv: &Path) -> Command {
+    let mut wrapped = Command::new("unshare");
+    wrapped.args(["--mount", "--", "sh", "-c", r#"mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@""#, "sh"]);
+    wrapped.arg(hosts).arg(resolv).arg(command.get_program()).args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    wrapped
+}
+
+/// Returns why a private mount namespace cannot be made here, or `None`.
+pub fn private_mounts_unavailable() -> Option<String> {
+    let output = Command::new("unshare").args(["--mount", "--", "mount", "--bind", "/etc/hosts", "/etc/hosts"]).output();
+    match output {
+        Ok(output) if output.status.success() => None,
+        Ok(output) => Some(String::from_utf8_lossy(&output.stderr).trim().to_string()),
+        Err(error) => Some(format!("cannot run unshare: {error}")),
+    }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use crate::common;
 use crate::support::{Run, Workspace, assert_same_object};
 
 /// What a scripted server does with each connection it accepts.
@@ -236,4 +237,21 @@ fn timeout_invalid_value_named() {
     let workspace = workspace();
     let run = compile(&workspace, "127.0.0.1:1", &[("DISTCC_IO_TIMEOUT", "soon")]);
     assert!(run.stderr().contains("invalid DISTCC_IO_TIMEOUT='soon'"), "{}", run.stderr());
+}
+
+#[test]
+fn timeout_auth_handshake() {
+    // An ,auth host that accepts and never answers the handshake is bounded
+    // by the authentication timeout, not by the I/O timeout.
+    let bed = common::bed();
+    let workspace = workspace();
+    let server = FakeServer::start(Behaviour::Silent);
+    let entry = format!("{},auth", server.entry());
+    let kerberos = bed.kerberos_env();
+    let mut env: Vec<(&str, &str)> = kerberos.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    env.extend([("DISTCC_AUTH_TIMEOUT", "1"), ("DISTCC_IO_TIMEOUT", "30")]);
+    let run = compile(&workspace, &entry, &env);
+    assert_fell_back(&run, "server did not answer the authentication handshake within 1 s (DISTCC_AUTH_TIMEOUT)");
+    let seconds = run.elapsed.as_secs_f64();
+    assert!((1.0..3.0).contains(&seconds), "fell back after {seconds:.2} s");
 }
