@@ -57,7 +57,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "DISTCC_IO_TIMEOUT",
         default: "300",
-        description: "Seconds (decimals allowed) to wait for each read or write on a server connection; it bounds a silent remote compile.",
+        description: "Seconds (decimals allowed) to wait for each read or write on a server connection; it bounds a silent remote compile and, for ssh hosts, the ssh login.",
     },
     EnvVar {
         name: "DISTCC_AUTH_TIMEOUT",

@@ -178,7 +178,7 @@ fn push_match(out: &mut Vec<u8>, distance: usize, length: usize) {
     out.push(((offset >> 6) & 0xff) as u8);
 }
 
-/// Why a compressed block could not be decompressed.
+/// An error that stopped the decompression of a block.
 #[derive(Debug)]
 pub enum LzoError {
     /// Reading the compressed bytes or writing the output failed.

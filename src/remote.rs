@@ -190,7 +190,7 @@ fn io_failure(step: &'static str, doing: &str, error: io::Error, config: &Config
 }
 
 /// Reads the reply. The object is streamed into a temporary file beside
-/// `output`, so memory use does not grow with its size; in protocol 2 it is
+/// `output`, so memory use does not grow with its size. In protocol 2 it is
 /// decompressed on the way.
 pub fn receive_reply(
     stream: &mut impl Read,

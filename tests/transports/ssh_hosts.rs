@@ -142,7 +142,7 @@ fn ssh_failure_reports_stderr_and_falls_back() {
 
 #[test]
 fn ssh_silent_command_times_out() {
-    // An ssh command that never answers is bounded by the I/O timeout and
+    // An ssh command that never replies is bounded by the I/O timeout and
     // is stopped afterwards.
     let workspace = Workspace::new();
     workspace.write("hello.c", SOURCE);

@@ -66,7 +66,7 @@ impl Distccd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The host entry for this server, `127.0.0.1:PORT` or `[::1]:PORT`.
+    /// Returns the host entry for this server, `127.0.0.1:PORT` or `[::1]:PORT`.
     pub fn entry(&self) -> String {
         match self.address {
             IpAddr::V4(ip) => format!("{ip}:{}", self.port),

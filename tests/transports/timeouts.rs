@@ -16,16 +16,16 @@ use crate::support::{Run, Workspace, assert_same_object};
 /// What a scripted server does with each connection it accepts.
 #[derive(Clone, Copy)]
 enum Behaviour {
-    /// Reads the request and never answers.
+    /// Reads the request and never replies.
     Silent,
     /// Closes the connection as soon as it is accepted.
     CloseAtOnce,
-    /// Reads a little and answers with an HTTP error.
+    /// Reads the request and replies with an HTTP error.
     Garbage,
 }
 
-/// A scripted server on 127.0.0.1. Connections it holds are closed when it
-/// is dropped.
+/// A scripted server on 127.0.0.1. Connections that it keeps open are
+/// closed when it is dropped.
 struct FakeServer {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -39,13 +39,13 @@ impl FakeServer {
         let stopped = Arc::clone(&stop);
         listener.set_nonblocking(true).unwrap();
         thread::spawn(move || {
-            let mut held = Vec::new();
+            let mut open_connections = Vec::new();
             while !stopped.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         stream.set_nonblocking(false).unwrap();
                         if let Some(stream) = serve(stream, behaviour) {
-                            held.push(stream);
+                            open_connections.push(stream);
                         }
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
@@ -82,7 +82,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) -> Option<TcpStream> {
         Behaviour::CloseAtOnce => None,
         Behaviour::Garbage => {
             // Read the whole request first: closing with unread data would
-            // send a reset, and the client might never see the answer.
+            // send a reset, and the client might never see the reply.
             thread::spawn(move || {
                 let mut sink = [0u8; 4096];
                 stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
