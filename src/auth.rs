@@ -280,6 +280,7 @@ fn exchange_stars(stream: &mut impl Stream, timeout: Duration) -> Result<(), Aut
         .write_all(b"*")
         .map_err(|e| AuthError::Handshake(format!("sending the handshake failed: {e}")))?;
     let mut reply = [0u8; 1];
+    stream.quick_ack();
     match stream.read(&mut reply) {
         Ok(1) if reply[0] == b'*' => Ok(()),
         Ok(1) => Err(AuthError::Handshake(format!(
@@ -339,6 +340,7 @@ fn send_token(stream: &mut impl Stream, token: &[u8]) -> Result<(), AuthError> {
 }
 
 fn receive_token(stream: &mut impl Stream, timeout: Duration) -> Result<Vec<u8>, AuthError> {
+    stream.quick_ack();
     let length = protocol::read_token(stream, "TLEN").map_err(|e| reply_error(e, "a context token", timeout))?;
     if length == 0 || length > MAX_TOKEN_BYTES {
         return Err(AuthError::Handshake(format!(
@@ -346,6 +348,7 @@ fn receive_token(stream: &mut impl Stream, timeout: Duration) -> Result<Vec<u8>,
         )));
     }
     let mut token = vec![0u8; length as usize];
+    stream.quick_ack();
     stream.read_exact(&mut token).map_err(|e| {
         if is_timeout(&e) {
             AuthError::Timeout { waiting_for: "a context token", after: timeout }
@@ -380,6 +383,7 @@ fn check_flags(context: &ClientCtx) -> Result<(), AuthError> {
 
 fn read_verdict(stream: &mut impl Stream, principal: &str, timeout: Duration) -> Result<(), AuthError> {
     let mut verdict = [0u8; 1];
+    stream.quick_ack();
     match stream.read(&mut verdict) {
         Ok(1) if verdict[0] == b'y' => Ok(()),
         Ok(1) if verdict[0] == b'n' => Err(AuthError::AccessDenied { principal: principal.to_string() }),

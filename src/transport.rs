@@ -19,6 +19,14 @@ pub trait Stream: Read + Write {
 
     /// Returns the server's address, when the transport has one.
     fn peer_addr(&self) -> Option<SocketAddr>;
+
+    /// Asks the kernel to acknowledge the next segments at once, where the
+    /// transport is TCP. distccd writes a token's header and body in separate
+    /// small writes without TCP_NODELAY, so its second write waits for our
+    /// ACK, and a delayed ACK (up to 40 ms on Linux) would stall each step of
+    /// the handshake. Quick-ACK mode can end by itself, so callers set it
+    /// again before each read.
+    fn quick_ack(&self) {}
 }
 
 impl Stream for TcpStream {
@@ -28,6 +36,21 @@ impl Stream for TcpStream {
 
     fn peer_addr(&self) -> Option<SocketAddr> {
         TcpStream::peer_addr(self).ok()
+    }
+
+    fn quick_ack(&self) {
+        use std::os::fd::AsRawFd;
+        let enable: libc::c_int = 1;
+        // SAFETY: setsockopt with a valid socket and an int option value.
+        unsafe {
+            libc::setsockopt(
+                self.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                &enable as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
     }
 }
 
@@ -114,6 +137,12 @@ impl Stream for Connection {
         match self {
             Connection::Tcp(stream) => Stream::peer_addr(stream),
             Connection::Ssh(_) => None,
+        }
+    }
+
+    fn quick_ack(&self) {
+        if let Connection::Tcp(stream) = self {
+            stream.quick_ack();
         }
     }
 }
