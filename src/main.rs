@@ -12,11 +12,14 @@ mod hosts;
 mod invocation;
 mod lock;
 mod logging;
+mod lzo;
 mod protocol;
 mod remote;
 mod slots;
+mod ssh;
 mod state;
 mod statedir;
+mod transport;
 
 use std::ffi::OsString;
 
