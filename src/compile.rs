@@ -504,11 +504,12 @@ impl Attempts {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Some(dir) = self.temp_dir.take() {
-            if config.save_temps {
-                let kept = dir.keep();
-                log::warn!("kept temporary files in {} (DISTCC_SAVE_TEMPS=1)", kept.display());
-            }
+        // Taking the directory removes it when it is dropped, unless kept.
+        if let Some(dir) = self.temp_dir.take()
+            && config.save_temps
+        {
+            let kept = dir.keep();
+            log::warn!("kept temporary files in {} (DISTCC_SAVE_TEMPS=1)", kept.display());
         }
     }
 }

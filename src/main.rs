@@ -31,10 +31,10 @@ fn main() {
     }
     let code = match invocation::classify(&argv) {
         Ok(invocation) => {
-            if invocation.mode != invocation::Mode::Masquerade {
-                if let Some(code) = cli::run_own_option(&argv, &config) {
-                    std::process::exit(code);
-                }
+            if invocation.mode != invocation::Mode::Masquerade
+                && let Some(code) = cli::run_own_option(&argv, &config)
+            {
+                std::process::exit(code);
             }
             compile::run(invocation, &config)
         }
