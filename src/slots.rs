@@ -9,11 +9,11 @@
 //! every slot is taken the job waits `DISTCC_PAUSE_TIME_MSEC` and scans
 //! again, rather than oversubscribing a host.
 //!
-//! Work that must run on this machine takes a slot from one of two pools
-//! that share the `cpu_localhost_<N>` files with the `localhost` host entry:
-//! compiles that cannot be distributed or that fell back (`--localslots`,
-//! default 4) and local preprocessing (`--localslots_cpp`, default 8). The
-//! defaults are those of stock distcc 3.4 (`src/lock.c`).
+//! Work that must run on this machine takes a slot from one of two pools.
+//! Compiles that cannot be distributed or that fell back use `--localslots`
+//! (default 4), and local preprocessing uses `--localslots_cpp` (default 8).
+//! Both pools share the `cpu_localhost_<N>` files with the `localhost` host
+//! entry. The defaults are those of stock distcc 3.4 (`src/lock.c`).
 
 use std::io;
 use std::thread;
@@ -289,8 +289,9 @@ impl Slots {
     }
 
     /// Records a failure on the host's side, so that every client skips
-    /// the host for the backoff period. The decision is a debug message:
-    /// the failure itself reaches the user in the job's fallback warning.
+    /// the host for the backoff period. The decision is a debug message. A
+    /// job that then falls back names the failure in its warning, and one
+    /// that succeeds on another host stays quiet.
     pub fn host_failed(&self, host: &HostSpec, reason: &str) {
         if !self.backoff.is_enabled() {
             log::debug!(

@@ -507,7 +507,7 @@ fn distccmon_text_lists_running_jobs() {
     eprintln!("distccmon-text printed {} lines, {} of remote jobs; first: {:?}", lines.len(), remote_lines.len(), remote_lines.first());
     assert!(!remote_lines.is_empty(), "distccmon-text never showed a remote job:\n{}", lines.join("\n"));
     // Remote jobs remove their records. A local job (here the link of
-    // `lua`) replaces itself with the compiler, so its record stays until
+    // `luatest`) replaces itself with the compiler, so its record stays until
     // the next job sweeps records of ended processes.
     for entry in fs::read_dir(distcc_dir.join("state")).unwrap().flatten() {
         let record = fs::read(entry.path()).unwrap();
@@ -518,8 +518,8 @@ fn distccmon_text_lists_running_jobs() {
     }
 }
 
-/// A stand-in compiler that logs when it preprocesses (`-E`): it records
-/// the interval, sleeps, and prints the source. Any other call writes an
+/// Writes a stand-in compiler that logs when it preprocesses (`-E`): it
+/// records the interval, sleeps, and prints the source. Any other call writes an
 /// empty object to the file after `-o`.
 fn write_slow_preprocessor(path: &Path, log: &Path) {
     write_script(
