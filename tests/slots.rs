@@ -392,6 +392,17 @@ fn show_hosts_and_slot_count() {
     let (output, _) = run_client(tmp.path(), &distcc_rs(), &["-j"], &env);
     assert_success("-j", &output);
     assert_eq!(text(&output.stdout), "14\n");
+
+    // Without ,down entries the count equals stock distcc's.
+    let Some(stock) = which("distcc") else {
+        return skip("show_hosts_and_slot_count (comparison with stock distcc)", "distcc is not installed");
+    };
+    let env = client_env(&tmp.path().join("distcc"), "--localslots=3 a/3 localhost c:5/7,lzo d,auth");
+    let (ours, _) = run_client(tmp.path(), &distcc_rs(), &["-j"], &env);
+    let (theirs, _) = run_client(tmp.path(), &stock, &["-j"], &env);
+    assert_success("-j", &ours);
+    assert_eq!(text(&ours.stdout), "16\n");
+    assert_eq!(text(&ours.stdout), text(&theirs.stdout));
 }
 
 #[test]
