@@ -12,7 +12,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -37,11 +37,18 @@ pub fn skip(test: &str, reason: &str) {
     eprintln!("SKIPPED {test}: {reason}");
 }
 
-/// Serialises the tests that build in parallel or measure time: the
-/// machines that run these tests may have few cores.
-pub fn heavy_test_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+static TEST_LOCK: RwLock<()> = RwLock::new(());
+
+/// Runs a test alone among the tests of this binary: the Lua builds, which
+/// load every core, and the timing comparison, which other work would skew.
+pub fn exclusive_test_lock() -> RwLockWriteGuard<'static, ()> {
+    TEST_LOCK.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Lets a light test run next to other light tests, but never next to a
+/// test that holds [`exclusive_test_lock`].
+pub fn shared_test_lock() -> RwLockReadGuard<'static, ()> {
+    TEST_LOCK.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
