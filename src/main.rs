@@ -6,6 +6,7 @@
 
 mod args;
 mod auth;
+mod backoff;
 mod cli;
 mod compile;
 mod config;
@@ -13,9 +14,16 @@ mod exit;
 mod gssapi;
 mod hosts;
 mod invocation;
+mod lock;
 mod logging;
+mod lzo;
 mod protocol;
 mod remote;
+mod slots;
+mod ssh;
+mod state;
+mod statedir;
+mod transport;
 
 use std::ffi::{OsString, c_char, c_int};
 
@@ -51,10 +59,10 @@ fn run() -> std::convert::Infallible {
     }
     let code = match invocation::classify(&argv) {
         Ok(invocation) => {
-            if invocation.mode != invocation::Mode::Masquerade {
-                if let Some(code) = cli::run_own_option(&argv, &config) {
-                    std::process::exit(code);
-                }
+            if invocation.mode != invocation::Mode::Masquerade
+                && let Some(code) = cli::run_own_option(&argv, &config)
+            {
+                std::process::exit(code);
             }
             compile::run(invocation, &config)
         }
