@@ -25,7 +25,7 @@ mod state;
 mod statedir;
 mod transport;
 
-use std::ffi::{OsString, c_char, c_int};
+use std::ffi::OsString;
 
 /// The process entry point, called by the C runtime.
 ///
@@ -38,7 +38,7 @@ use std::ffi::{OsString, c_char, c_int};
 /// an ELF constructor.
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
-extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     // As Rust's entry point does: a write to a closed connection must return
     // EPIPE, not kill the client. std restores the default in every child.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
