@@ -13,11 +13,11 @@
  * getrusage and wait4 cannot give these numbers, because they add the
  * preprocessor and other children that the client waits for.
  *
- * One line is appended to OUTPUT-FILE: "CPU-NS PEAK-RSS-KIB EXECS", where
- * EXECS counts the command's own execve calls after its start (a distcc client
- * that compiles locally replaces itself with the compiler, so a non-zero value
- * marks a job that did not stay in the client). The probe exits with the
- * command's exit status, or 128 + the signal that ended it.
+ * One line is appended to OUTPUT-FILE: "CPU-NS PEAK-RSS-KIB EXECS". EXECS
+ * counts the command's own execve calls after its start. A distcc client that
+ * compiles locally replaces itself with the compiler, so a non-zero value
+ * marks a job whose numbers are partly the compiler's. The probe exits with
+ * the command's exit status, or 128 + the signal that ended it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
