@@ -4,6 +4,8 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Instant;
 
@@ -14,6 +16,7 @@ use crate::config::{Config, format_seconds};
 use crate::exit;
 use crate::hosts::{Auth, HostSpec, Transport};
 use crate::lzo;
+use crate::ssh::SshConnection;
 use crate::protocol::{self, ReplyError};
 use crate::transport::{Connection, Stream, plain_io_error};
 
@@ -112,16 +115,53 @@ pub fn send_request(
     preprocessed: &Path,
     config: &Config,
 ) -> Result<(), Failure> {
-    // On the concrete TCP stream, std's io::copy sends a large source with
-    // sendfile(2) instead of copying it through user space.
     match connection {
         Connection::Tcp(stream) => write_request(stream, protocol_version, argv, preprocessed, config),
         Connection::Ssh(ssh) => write_request(ssh, protocol_version, argv, preprocessed, config),
     }
 }
 
+/// A connection that can send the contents of a file.
+trait SendFile: Write {
+    /// Sends up to `length` bytes from the file's position and returns how
+    /// many were sent (fewer only when the file is shorter).
+    fn send_file(&mut self, file: &mut File, length: u64) -> io::Result<u64> {
+        io::copy(&mut file.take(length), self)
+    }
+}
+
+impl SendFile for SshConnection {}
+
+impl SendFile for TcpStream {
+    /// Sends with sendfile(2), as stock distcc does: std's io::copy (Rust
+    /// 1.95) copies a file to a socket through user space in 8 KiB writes,
+    /// 590 system calls for the 4.8 MB of preprocessed SQLite.
+    fn send_file(&mut self, file: &mut File, length: u64) -> io::Result<u64> {
+        let mut sent = 0;
+        while sent < length {
+            // Linux sends at most 0x7ffff000 bytes per call.
+            let chunk = (length - sent).min(0x7fff_f000) as usize;
+            // SAFETY: both descriptors are open for the call; a null offset
+            // makes sendfile read from the file's own position and advance it.
+            let count = unsafe { libc::sendfile(self.as_raw_fd(), file.as_raw_fd(), std::ptr::null_mut(), chunk) };
+            if count < 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            if count == 0 {
+                break;
+            }
+            sent += count as u64;
+        }
+        Ok(sent)
+    }
+}
+
 fn write_request(
-    stream: &mut impl Write,
+    stream: &mut impl SendFile,
     protocol_version: u32,
     argv: &[&[u8]],
     preprocessed: &Path,
@@ -168,7 +208,7 @@ fn write_request(
         stream.write_all(&request).map_err(send_failure)?;
     } else {
         stream.write_all(&request).map_err(send_failure)?;
-        let copied = io::copy(&mut source, stream).map_err(send_failure)?;
+        let copied = stream.send_file(&mut source, length).map_err(send_failure)?;
         if copied != length {
             return Err(Failure::client("send", "preprocessed source changed while it was sent", exit::IO_ERROR));
         }
