@@ -8,7 +8,7 @@
 //! checked, and every length is bounded before anything is allocated.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use crate::lzo::{self, LzoError};
 
@@ -159,15 +159,27 @@ pub fn read_message(reader: &mut impl Read, name: &'static str, limit: u32) -> R
 /// Copies exactly `length` payload bytes of `name` from `reader` to `writer`,
 /// in bounded chunks.
 pub fn copy_payload(
-    reader: &mut impl Read,
+    reader: &mut impl BufRead,
     writer: &mut impl Write,
     name: &'static str,
     length: u64,
 ) -> Result<(), ReplyError> {
-    let mut limited = reader.take(length);
-    let copied = io::copy(&mut limited, writer).map_err(|error| ReplyError::Io { field: name, error })?;
-    if copied < length {
-        return Err(ReplyError::Truncated { field: name });
+    // Each buffer the reader fills goes out in one write. io::copy through
+    // Take wrote 8 KiB at a time: 190 writes for a 1.5 MB object.
+    let mut remaining = length;
+    while remaining > 0 {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(ReplyError::Io { field: name, error }),
+        };
+        if available.is_empty() {
+            return Err(ReplyError::Truncated { field: name });
+        }
+        let count = available.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        writer.write_all(&available[..count]).map_err(|error| ReplyError::Io { field: name, error })?;
+        reader.consume(count);
+        remaining -= count as u64;
     }
     Ok(())
 }
