@@ -315,10 +315,9 @@ impl Distribution<'_> {
     }
 
     fn attempt(&self, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {
-        if host.auth != Auth::None {
-            attempts.credentials()?;
-        }
         attempts.start_preprocessor(self.job, self.local, self.config, self.slots, self.limits)?;
+        // Loading the GSS-API library and reading the credential cache take
+        // about a millisecond, which now overlaps the preprocessor's run.
         let credentials = if host.auth != Auth::None { Some(attempts.credentials()?) } else { None };
 
         self.slots.monitor.note(Target::Remote, Phase::Connect);
