@@ -3,6 +3,7 @@
 
 mod args;
 mod auth;
+mod check;
 mod cli;
 mod compile;
 mod config;
@@ -10,6 +11,8 @@ mod exit;
 mod hosts;
 mod invocation;
 mod logging;
+mod manpage;
+mod masquerade;
 mod protocol;
 mod remote;
 

@@ -1,0 +1,865 @@
+//! Diagnosis commands. `--check-hosts` tries every host of the list the way
+//! a compile would, step by step, and says which hosts are usable and why
+//! the others are not. `--show-principal` shows the Kerberos names a compile
+//! would use. Both print their report on standard output, as text or JSON.
+
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+
+use crate::auth::{self, AuthError, Credentials, Target};
+use crate::compile::SYSTEM_HOSTS_FILE;
+use crate::config::{Config, format_seconds};
+use crate::exit;
+use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
+use crate::invocation;
+use crate::remote::{self, Reply};
+
+/// Report format of the diagnosis commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Settings of `--check-hosts`.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub format: Format,
+    /// Time for all hosts together; hosts still being checked then are
+    /// reported as not usable.
+    pub time_limit: Duration,
+    /// Compiler the servers run for the trivial compile.
+    pub compiler: String,
+}
+
+/// Exit code of `--check-hosts` when at least one host is not usable.
+pub const SOME_HOST_UNUSABLE: i32 = 1;
+
+/// Preprocessed C source of the trivial compile. It needs no header, so any
+/// C compiler on the server can build it.
+const CHECK_SOURCE: &str = "int distcc_rs_check(int value) { return 2 * value + 1; }\n";
+
+/// File names sent to the server for the trivial compile; they appear in
+/// the server's log.
+const CHECK_INPUT_NAME: &str = "distcc-rs-check.i";
+const CHECK_OUTPUT_NAME: &str = "distcc-rs-check.o";
+
+/// Everything learned about one host, step by step. A step that was not
+/// reached is `None`.
+#[derive(Debug, Clone, Default)]
+struct HostCheck {
+    entry: String,
+    /// The step in progress, named when the time limit ends the check.
+    step: &'static str,
+    resolution: Option<Result<Resolved, String>>,
+    connection: Option<Result<Connected, String>>,
+    auth: Option<AuthCheck>,
+    compile: Option<Result<Compiled, String>>,
+    /// For a `localhost` entry: the compiler found on `PATH`.
+    local_compiler: Option<Result<String, String>>,
+    verdict: Option<Verdict>,
+}
+
+#[derive(Debug, Clone)]
+struct Resolved {
+    addresses: Vec<IpAddr>,
+    elapsed: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Connected {
+    address: SocketAddr,
+    elapsed: Duration,
+}
+
+/// Results of the GSS-API steps of an `,auth` host.
+#[derive(Debug, Clone, Default)]
+struct AuthCheck {
+    client_principal: Option<Result<String, String>>,
+    target_principal: Option<String>,
+    service_ticket: Option<Result<(), String>>,
+    /// `Some(true)` for the server's `y`, `Some(false)` for its `n`.
+    access_granted: Option<bool>,
+    /// Time from sending `*` to the server's verdict, or why the handshake failed.
+    handshake: Option<Result<Duration, String>>,
+}
+
+#[derive(Debug, Clone)]
+struct Compiled {
+    object_bytes: u64,
+    elapsed: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Verdict {
+    usable: bool,
+    reason: String,
+}
+
+/// Runs `--check-hosts` and returns the exit code: 0 when every host is
+/// usable, [`SOME_HOST_UNUSABLE`] otherwise, or the code for a missing or
+/// invalid host list.
+pub fn check_hosts(config: &Config, options: &CheckOptions) -> i32 {
+    let list = match load_hosts(config) {
+        Ok(list) => list,
+        Err(code) => return code,
+    };
+    if list.hosts.is_empty() {
+        log::error!("the host list contains no hosts");
+        return exit::NO_HOSTS;
+    }
+    let deadline = Instant::now() + options.time_limit;
+    let checks = run_checks(&list.hosts, config, options, deadline);
+
+    match options.format {
+        Format::Text => print!("{}", text_report(&checks)),
+        Format::Json => println!("{}", json_report(&checks)),
+    }
+    if checks.iter().all(|check| check.verdict.as_ref().is_some_and(|v| v.usable)) {
+        0
+    } else {
+        SOME_HOST_UNUSABLE
+    }
+}
+
+fn load_hosts(config: &Config) -> Result<HostList, i32> {
+    let loaded = hosts::load_host_list(config.hosts.as_deref(), config.distcc_dir.as_deref(), Path::new(SYSTEM_HOSTS_FILE));
+    match loaded {
+        Ok(Some((list, source))) => {
+            log::debug!("host list from {source}: {} hosts", list.hosts.len());
+            Ok(list)
+        }
+        Ok(None) => {
+            log::error!("no host list: set DISTCC_HOSTS or write $DISTCC_DIR/hosts or {SYSTEM_HOSTS_FILE}");
+            Err(exit::NO_HOSTS)
+        }
+        Err(error) => {
+            log::error!("{error}");
+            Err(exit::BAD_HOSTSPEC)
+        }
+    }
+}
+
+/// Checks every host on its own thread and waits until all are done or the
+/// deadline passes. Threads still running then are left behind: the process
+/// exits right after the report.
+fn run_checks(hosts: &[HostSpec], config: &Config, options: &CheckOptions, deadline: Instant) -> Vec<HostCheck> {
+    let (done_sender, done_receiver) = mpsc::channel::<usize>();
+    let mut shared = Vec::with_capacity(hosts.len());
+    for (index, host) in hosts.iter().enumerate() {
+        let check = Arc::new(Mutex::new(HostCheck { entry: host.verbatim.clone(), step: "start", ..HostCheck::default() }));
+        shared.push(Arc::clone(&check));
+        let host = host.clone();
+        let config = config.clone();
+        let options = options.clone();
+        let done = done_sender.clone();
+        let spawned = std::thread::Builder::new().name(format!("check {}", host.verbatim)).spawn(move || {
+            let checker = Checker { host: &host, config: &config, options: &options, deadline, report: &check };
+            let verdict = checker.run();
+            lock(&check).verdict = Some(verdict);
+            let _ = done.send(index);
+        });
+        if let Err(error) = spawned {
+            lock(&shared[index]).verdict =
+                Some(Verdict { usable: false, reason: format!("cannot start a thread for the check: {error}") });
+            let _ = done_sender.send(index);
+        }
+    }
+    drop(done_sender);
+
+    let mut finished = 0;
+    while finished < hosts.len() {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match done_receiver.recv_timeout(remaining) {
+            Ok(_) => finished += 1,
+            Err(_) => break,
+        }
+    }
+
+    shared
+        .iter()
+        .map(|check| {
+            let mut snapshot = lock(check).clone();
+            if snapshot.verdict.is_none() {
+                snapshot.verdict = Some(Verdict {
+                    usable: false,
+                    reason: format!(
+                        "check did not finish within {} (--timeout) during the {} step",
+                        format_seconds(options.time_limit),
+                        snapshot.step
+                    ),
+                });
+            }
+            snapshot
+        })
+        .collect()
+}
+
+fn lock(check: &Mutex<HostCheck>) -> std::sync::MutexGuard<'_, HostCheck> {
+    check.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The check of one host. Each step records its result in `report` as soon
+/// as it is known, so that a check cut short by the deadline still shows
+/// how far it got.
+struct Checker<'a> {
+    host: &'a HostSpec,
+    config: &'a Config,
+    options: &'a CheckOptions,
+    deadline: Instant,
+    report: &'a Mutex<HostCheck>,
+}
+
+fn unusable(reason: impl Into<String>) -> Verdict {
+    Verdict { usable: false, reason: reason.into() }
+}
+
+impl Checker<'_> {
+    fn run(&self) -> Verdict {
+        if self.host.down {
+            return unusable("marked down in the host list (,down), so no job is sent to it");
+        }
+        match &self.host.transport {
+            Transport::Local => return self.check_local(),
+            Transport::Ssh { .. } => return unusable("ssh hosts are not supported yet"),
+            Transport::Tcp { .. } => {}
+        }
+        if self.host.protocol() != 1 {
+            return unusable(format!("protocol {} (,lzo) is not supported yet", self.host.protocol()));
+        }
+        match self.check_tcp() {
+            Ok(()) => Verdict { usable: true, reason: self.success_summary() },
+            Err(reason) => unusable(reason),
+        }
+    }
+
+    fn set_step(&self, step: &'static str) {
+        lock(self.report).step = step;
+        log::debug!("{}: {step}", self.host.verbatim);
+    }
+
+    /// Returns the time left before the deadline, bounded by `limit`, or an
+    /// error when none is left.
+    fn time_left(&self, limit: Duration) -> Result<Duration, String> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(format!("no time left within {} (--timeout)", format_seconds(self.options.time_limit)));
+        }
+        Ok(remaining.min(limit))
+    }
+
+    /// A `localhost` entry needs no server: it is usable when the compiler
+    /// can be found on this machine.
+    fn check_local(&self) -> Verdict {
+        self.set_step("local compiler");
+        let path = std::env::var_os("PATH");
+        let found = invocation::resolve_compiler(std::ffi::OsStr::new(&self.options.compiler), path.as_deref())
+            .map(|compiler| compiler.display().to_string())
+            .map_err(|error| format!("{error:#}"));
+        lock(self.report).local_compiler = Some(found.clone());
+        match found {
+            Ok(compiler) => Verdict { usable: true, reason: format!("runs jobs on this machine with {compiler}") },
+            Err(error) => unusable(format!("runs jobs on this machine, but {error}")),
+        }
+    }
+
+    fn check_tcp(&self) -> Result<(), String> {
+        let Transport::Tcp { host: name, port, .. } = &self.host.transport else {
+            return Err(format!("host entry '{}' is not a TCP host", self.host.verbatim));
+        };
+
+        self.set_step("resolve");
+        let started = Instant::now();
+        let resolved = (name.as_str(), *port)
+            .to_socket_addrs()
+            .map(|addresses| addresses.map(|address| address.ip()).collect::<Vec<_>>())
+            .map_err(|e| format!("cannot resolve host name '{name}': {e}"))
+            .and_then(|addresses| {
+                if addresses.is_empty() {
+                    Err(format!("host name '{name}' has no addresses"))
+                } else {
+                    Ok(Resolved { addresses, elapsed: started.elapsed() })
+                }
+            });
+        lock(self.report).resolution = Some(resolved.clone());
+        resolved?;
+
+        self.set_step("connect");
+        let mut config = self.config.clone();
+        config.connect_timeout = self.time_left(self.config.connect_timeout)?;
+        let started = Instant::now();
+        let connected = remote::connect(self.host, &config).map_err(|failure| failure.message);
+        let elapsed = started.elapsed();
+        let connection = match &connected {
+            Ok(stream) => stream
+                .peer_addr()
+                .map(|address| Connected { address, elapsed })
+                .map_err(|e| format!("cannot read the peer address of the connection: {e}")),
+            Err(message) => Err(message.clone()),
+        };
+        lock(self.report).connection = Some(connection.clone());
+        let mut stream = connected?;
+        let peer = connection?.address;
+
+        if self.host.auth != Auth::None {
+            self.check_auth(&mut stream, name, Some(peer))?;
+        }
+        self.check_compile(&mut stream)
+    }
+
+    fn check_auth(&self, stream: &mut TcpStream, entry_host: &str, peer: Option<SocketAddr>) -> Result<(), String> {
+        self.set_step("credentials");
+        lock(self.report).auth = Some(AuthCheck::default());
+        let update = |change: &dyn Fn(&mut AuthCheck)| {
+            if let Some(auth) = lock(self.report).auth.as_mut() {
+                change(auth);
+            }
+        };
+
+        let credentials = auth::acquire_credentials().map_err(|e| e.to_string());
+        let principal = credentials.as_ref().map(|c| c.principal.clone()).map_err(|e| e.clone());
+        update(&|auth| auth.client_principal = Some(principal.clone()));
+        let credentials: Credentials = credentials?;
+
+        let target = self.target(entry_host, peer);
+        update(&|auth| auth.target_principal = Some(target.name.clone()));
+
+        self.set_step("service ticket");
+        let ticket = auth::obtain_service_ticket(&credentials, &target)
+            .map_err(|e| format!("no service ticket for {}: {e}", target.name));
+        update(&|auth| auth.service_ticket = Some(ticket.clone()));
+        ticket?;
+
+        self.set_step("handshake");
+        let timeout = self.time_left(self.config.auth_timeout)?;
+        let started = Instant::now();
+        let result = auth::authenticate(stream, &credentials, &target, timeout);
+        let elapsed = started.elapsed();
+        let restored = stream.set_read_timeout(Some(self.config.io_timeout));
+        match result {
+            Ok(()) => {
+                update(&|auth| {
+                    auth.access_granted = Some(true);
+                    auth.handshake = Some(Ok(elapsed));
+                });
+            }
+            Err(error) => {
+                let message = error.to_string();
+                let denied = matches!(error, AuthError::AccessDenied { .. });
+                update(&|auth| {
+                    if denied {
+                        auth.access_granted = Some(false);
+                    }
+                    auth.handshake = Some(Err(message.clone()));
+                });
+                return Err(message);
+            }
+        }
+        restored.map_err(|e| format!("cannot restore the I/O timeout: {e}"))
+    }
+
+    fn target(&self, entry_host: &str, peer: Option<SocketAddr>) -> Target {
+        let named = match &self.host.auth {
+            Auth::Named(name) => Some(name.as_str()),
+            _ => None,
+        };
+        auth::choose_target(named, peer, entry_host, self.config.principal.as_deref())
+    }
+
+    fn check_compile(&self, stream: &mut TcpStream) -> Result<(), String> {
+        self.set_step("trivial compile");
+        let compiled = self.run_trivial_compile(stream);
+        lock(self.report).compile = Some(compiled.clone());
+        compiled.map(|_| ()).map_err(|e| format!("trivial compile failed: {e}"))
+    }
+
+    fn run_trivial_compile(&self, stream: &mut TcpStream) -> Result<Compiled, String> {
+        let mut config = self.config.clone();
+        config.io_timeout = self.time_left(self.config.io_timeout)?;
+        stream
+            .set_read_timeout(Some(config.io_timeout))
+            .and_then(|()| stream.set_write_timeout(Some(config.io_timeout)))
+            .map_err(|e| format!("cannot set the I/O timeout: {e}"))?;
+
+        let temp_dir = tempfile::Builder::new()
+            .prefix("distcc-rs-check-")
+            .tempdir_in(&self.config.tmpdir)
+            .map_err(|e| format!("cannot create a temporary directory in TMPDIR '{}': {e}", self.config.tmpdir.display()))?;
+        let source = temp_dir.path().join(CHECK_INPUT_NAME);
+        std::fs::write(&source, CHECK_SOURCE).map_err(|e| format!("cannot write '{}': {e}", source.display()))?;
+        let output = temp_dir.path().join(CHECK_OUTPUT_NAME);
+
+        let argv: [&[u8]; 5] =
+            [self.options.compiler.as_bytes(), b"-c", CHECK_INPUT_NAME.as_bytes(), b"-o", CHECK_OUTPUT_NAME.as_bytes()];
+        let started = Instant::now();
+        remote::send_request(stream, self.host.protocol(), &argv, &source, &config).map_err(|f| f.message)?;
+        let reply = remote::receive_reply(stream, self.host.protocol(), &output, &config).map_err(|f| f.message)?;
+        let elapsed = started.elapsed();
+        self.judge_reply(reply, elapsed)
+    }
+
+    fn judge_reply(&self, reply: Reply, elapsed: Duration) -> Result<Compiled, String> {
+        if libc::WIFSIGNALED(reply.status) {
+            return Err(format!(
+                "the compiler on the server was killed by {}",
+                exit::signal_name(libc::WTERMSIG(reply.status))
+            ));
+        }
+        let code = libc::WEXITSTATUS(reply.status);
+        if code == exit::COMPILER_MISSING {
+            return Err(format!(
+                "the server could not run '{}' (exit 110); is it installed there and allowed in its compiler whitelist (/usr/lib/distcc)? Choose another with --compiler",
+                self.options.compiler
+            ));
+        }
+        if code != 0 {
+            let first_line = String::from_utf8_lossy(&reply.stderr).lines().next().unwrap_or("").trim().to_string();
+            return Err(format!("'{}' on the server exited with code {code}: {first_line}", self.options.compiler));
+        }
+        let Some(object) = reply.object else {
+            return Err("the server reported success without an object file".into());
+        };
+        let object_bytes = object.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+        if object_bytes == 0 {
+            return Err("the server sent an empty object file".into());
+        }
+        Ok(Compiled { object_bytes, elapsed })
+    }
+
+    fn success_summary(&self) -> String {
+        let report = lock(self.report);
+        match report.auth.as_ref().and_then(|auth| auth.client_principal.clone()) {
+            Some(Ok(principal)) => format!("authenticated as {principal} and compiled remotely"),
+            _ => "compiled remotely".to_string(),
+        }
+    }
+}
+
+fn milliseconds(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// Formats the report for people: the steps of each host, then one verdict
+/// line per host.
+fn text_report(checks: &[HostCheck]) -> String {
+    let mut text = String::new();
+    for check in checks {
+        text.push_str(&format!("{}\n", check.entry));
+        for (label, value) in step_lines(check) {
+            text.push_str(&format!("  {label:<18} {value}\n"));
+        }
+        text.push('\n');
+    }
+    let usable = checks.iter().filter(|c| c.verdict.as_ref().is_some_and(|v| v.usable)).count();
+    text.push_str(&format!("Verdicts ({usable} of {} hosts usable):\n", checks.len()));
+    for check in checks {
+        let line = match &check.verdict {
+            Some(verdict) if verdict.usable => format!("{}: usable: {}", check.entry, verdict.reason),
+            Some(verdict) => format!("{}: not usable: {}", check.entry, verdict.reason),
+            None => format!("{}: not usable: not checked", check.entry),
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+fn step_lines(check: &HostCheck) -> Vec<(&'static str, String)> {
+    let mut lines = Vec::new();
+    let failed = |error: &String| format!("failed: {error}");
+    if let Some(compiler) = &check.local_compiler {
+        lines.push((
+            "local compiler",
+            match compiler {
+                Ok(path) => path.clone(),
+                Err(error) => failed(error),
+            },
+        ));
+    }
+    if let Some(resolution) = &check.resolution {
+        lines.push((
+            "resolve",
+            match resolution {
+                Ok(resolved) => format!(
+                    "{} ({:.1} ms)",
+                    resolved.addresses.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", "),
+                    milliseconds(resolved.elapsed)
+                ),
+                Err(error) => failed(error),
+            },
+        ));
+    }
+    if let Some(connection) = &check.connection {
+        lines.push((
+            "connect",
+            match connection {
+                Ok(connected) => format!("{} ({:.1} ms)", connected.address, milliseconds(connected.elapsed)),
+                Err(error) => failed(error),
+            },
+        ));
+    }
+    if let Some(auth) = &check.auth {
+        if let Some(principal) = &auth.client_principal {
+            lines.push((
+                "client principal",
+                match principal {
+                    Ok(name) => name.clone(),
+                    Err(error) => failed(error),
+                },
+            ));
+        }
+        if let Some(target) = &auth.target_principal {
+            lines.push(("target principal", target.clone()));
+        }
+        if let Some(ticket) = &auth.service_ticket {
+            lines.push((
+                "service ticket",
+                match ticket {
+                    Ok(()) => "obtained".to_string(),
+                    Err(error) => format!("not obtained: {error}"),
+                },
+            ));
+        }
+        if auth.handshake.is_some() {
+            let verdict = match auth.access_granted {
+                Some(true) => "access granted (y)".to_string(),
+                Some(false) => "access denied (n)".to_string(),
+                None => "none received".to_string(),
+            };
+            lines.push(("server verdict", verdict));
+        }
+        if let Some(handshake) = &auth.handshake {
+            lines.push((
+                "handshake",
+                match handshake {
+                    Ok(elapsed) => format!("{:.1} ms", milliseconds(*elapsed)),
+                    Err(error) => failed(error),
+                },
+            ));
+        }
+    }
+    if let Some(compile) = &check.compile {
+        lines.push((
+            "trivial compile",
+            match compile {
+                Ok(compiled) => format!(
+                    "succeeded on the server ({}-byte object, {:.1} ms)",
+                    compiled.object_bytes,
+                    milliseconds(compiled.elapsed)
+                ),
+                Err(error) => failed(error),
+            },
+        ));
+    }
+    lines
+}
+
+fn step_json<T>(step: &Option<Result<T, String>>, fields: impl Fn(&T) -> Value) -> Value {
+    match step {
+        None => Value::Null,
+        Some(Ok(value)) => {
+            let mut object = json!({ "ok": true });
+            if let (Value::Object(target), Value::Object(extra)) = (&mut object, fields(value)) {
+                target.extend(extra);
+            }
+            object
+        }
+        Some(Err(error)) => json!({ "ok": false, "error": error }),
+    }
+}
+
+/// Formats the report for programs. Every host has the same keys; a step
+/// that was not reached is `null`, times are in milliseconds.
+fn json_report(checks: &[HostCheck]) -> Value {
+    let hosts: Vec<Value> = checks
+        .iter()
+        .map(|check| {
+            let verdict = check.verdict.clone().unwrap_or_else(|| unusable("not checked"));
+            let auth = match &check.auth {
+                None => Value::Null,
+                Some(auth) => json!({
+                    "client_principal": step_json(&auth.client_principal, |name| json!({ "name": name })),
+                    "target_principal": auth.target_principal,
+                    "service_ticket": step_json(&auth.service_ticket, |()| json!({})),
+                    "access_granted": auth.access_granted,
+                    "handshake": step_json(&auth.handshake, |elapsed| json!({ "ms": milliseconds(*elapsed) })),
+                }),
+            };
+            json!({
+                "entry": check.entry,
+                "usable": verdict.usable,
+                "reason": verdict.reason,
+                "resolve": step_json(&check.resolution, |resolved| json!({
+                    "addresses": resolved.addresses.iter().map(IpAddr::to_string).collect::<Vec<_>>(),
+                    "ms": milliseconds(resolved.elapsed),
+                })),
+                "connect": step_json(&check.connection, |connected| json!({
+                    "address": connected.address.to_string(),
+                    "ms": milliseconds(connected.elapsed),
+                })),
+                "auth": auth,
+                "local_compiler": step_json(&check.local_compiler, |path| json!({ "path": path })),
+                "compile": step_json(&check.compile, |compiled| json!({
+                    "object_bytes": compiled.object_bytes,
+                    "ms": milliseconds(compiled.elapsed),
+                })),
+            })
+        })
+        .collect();
+    let usable = checks.iter().filter(|c| c.verdict.as_ref().is_some_and(|v| v.usable)).count();
+    json!({ "hosts": hosts, "usable": usable, "not_usable": checks.len() - usable })
+}
+
+/// The service principal an `,auth` host would be asked for.
+struct ServicePrincipal {
+    entry: String,
+    target: Result<Target, String>,
+}
+
+/// Runs `--show-principal`: the client principal and its ticket expiry, and
+/// the service principal of each `,auth` host. Exits with
+/// [`exit::GSSAPI_FAILED`] when there are no usable credentials and with
+/// [`exit::BAD_HOSTSPEC`] when the host list is invalid; the rest of the
+/// report is printed either way.
+pub fn show_principal(config: &Config, format: Format) -> i32 {
+    let credentials = auth::acquire_credentials();
+    let expiry = credentials.as_ref().ok().map(|c| c.remaining_lifetime().map_err(|e| e.to_string()));
+    let loaded = hosts::load_host_list(config.hosts.as_deref(), config.distcc_dir.as_deref(), Path::new(SYSTEM_HOSTS_FILE));
+    let mut code = 0;
+    let principals = match &loaded {
+        Ok(Some((list, _))) => service_principals(list, config),
+        Ok(None) => Vec::new(),
+        Err(error) => {
+            log::error!("{error}");
+            code = exit::BAD_HOSTSPEC;
+            Vec::new()
+        }
+    };
+    if let Err(error) = &credentials {
+        log::error!("{error}");
+        code = exit::GSSAPI_FAILED;
+    }
+
+    let client = credentials.as_ref().map(|c| c.principal.clone()).map_err(|e| e.to_string());
+    match format {
+        Format::Text => print!("{}", principal_text(&client, expiry.as_ref(), config, &principals)),
+        Format::Json => println!("{}", principal_json(&client, expiry.as_ref(), config, &principals)),
+    }
+    code
+}
+
+fn service_principals(list: &HostList, config: &Config) -> Vec<ServicePrincipal> {
+    list.hosts
+        .iter()
+        .filter(|host| host.auth != Auth::None)
+        .map(|host| ServicePrincipal { entry: host.verbatim.clone(), target: expected_target(host, config) })
+        .collect()
+}
+
+/// Chooses the target principal as a compile would, with the first address
+/// the host name resolves to standing in for the connected peer.
+fn expected_target(host: &HostSpec, config: &Config) -> Result<Target, String> {
+    let named = match &host.auth {
+        Auth::Named(name) => Some(name.as_str()),
+        _ => None,
+    };
+    let (entry_host, peer) = match &host.transport {
+        Transport::Tcp { host: name, port, .. } if named.is_none() => {
+            let peer = (name.as_str(), *port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve host name '{name}': {e}"))?
+                .next();
+            (name.as_str(), peer)
+        }
+        Transport::Tcp { host: name, .. } | Transport::Ssh { host: name, .. } => (name.as_str(), None),
+        Transport::Local => ("localhost", None),
+    };
+    Ok(auth::choose_target(named, peer, entry_host, config.principal.as_deref()))
+}
+
+fn principal_text(
+    client: &Result<String, String>,
+    expiry: Option<&Result<Duration, String>>,
+    config: &Config,
+    principals: &[ServicePrincipal],
+) -> String {
+    let mut text = String::new();
+    match client {
+        Ok(name) => text.push_str(&format!("client principal:  {name}\n")),
+        Err(error) => text.push_str(&format!("client principal:  none ({error})\n")),
+    }
+    text.push_str(&format!("credential cache:  {}\n", auth::cache_name()));
+    match expiry {
+        Some(Ok(remaining)) => text.push_str(&format!("ticket expires:    {}\n", describe_expiry(*remaining))),
+        Some(Err(error)) => text.push_str(&format!("ticket expires:    unknown ({error})\n")),
+        None => {}
+    }
+    match &config.principal {
+        Some(service) => text.push_str(&format!("service name:      {service} (DISTCC_PRINCIPAL: {service}@HOST)\n")),
+        None => text.push_str("service name:      host (DISTCC_PRINCIPAL unset: host/HOST)\n"),
+    }
+    if principals.is_empty() {
+        text.push_str("no ,auth host in the host list\n");
+    } else {
+        text.push_str("service principal of each ,auth host:\n");
+        for principal in principals {
+            match &principal.target {
+                Ok(target) => text.push_str(&format!("  {}: {}\n", principal.entry, target.name)),
+                Err(error) => text.push_str(&format!("  {}: unknown ({error})\n", principal.entry)),
+            }
+        }
+    }
+    text
+}
+
+fn principal_json(
+    client: &Result<String, String>,
+    expiry: Option<&Result<Duration, String>>,
+    config: &Config,
+    principals: &[ServicePrincipal],
+) -> Value {
+    let (expires, expires_in) = match expiry {
+        Some(Ok(remaining)) if *remaining < INDEFINITE_LIFETIME => {
+            (json!(format_rfc3339(SystemTime::now() + *remaining)), json!(remaining.as_secs()))
+        }
+        _ => (Value::Null, Value::Null),
+    };
+    let hosts: Vec<Value> = principals
+        .iter()
+        .map(|principal| match &principal.target {
+            Ok(target) => json!({
+                "entry": principal.entry,
+                "service_principal": target.name,
+                "host_based_service": target.host_based,
+            }),
+            Err(error) => json!({ "entry": principal.entry, "service_principal": null, "error": error }),
+        })
+        .collect();
+    json!({
+        "client_principal": client.as_ref().ok(),
+        "error": client.as_ref().err(),
+        "credential_cache": auth::cache_name(),
+        "ticket_expires": expires,
+        "ticket_expires_in_seconds": expires_in,
+        "service_name": config.principal,
+        "hosts": hosts,
+    })
+}
+
+/// GSS-API reports this lifetime for credentials that never expire.
+const INDEFINITE_LIFETIME: Duration = Duration::from_secs(u32::MAX as u64);
+
+fn describe_expiry(remaining: Duration) -> String {
+    if remaining >= INDEFINITE_LIFETIME {
+        return "never".to_string();
+    }
+    let minutes = remaining.as_secs() / 60;
+    let left = if minutes >= 60 {
+        format!("{} h {} min", minutes / 60, minutes % 60)
+    } else if minutes > 0 {
+        format!("{minutes} min")
+    } else {
+        format!("{} s", remaining.as_secs())
+    };
+    format!("{} (in {left})", format_utc(SystemTime::now() + remaining))
+}
+
+/// Formats a time as `YYYY-MM-DD HH:MM:SS UTC`, for people.
+fn format_utc(time: SystemTime) -> String {
+    let (date, clock) = utc_fields(time);
+    format!("{date} {clock} UTC")
+}
+
+/// Formats a time as RFC 3339 in UTC (`YYYY-MM-DDTHH:MM:SSZ`), for programs.
+fn format_rfc3339(time: SystemTime) -> String {
+    let (date, clock) = utc_fields(time);
+    format!("{date}T{clock}Z")
+}
+
+/// Returns the UTC date (`YYYY-MM-DD`) and time of day (`HH:MM:SS`).
+fn utc_fields(time: SystemTime) -> (String, String) {
+    let seconds = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        format!("{:02}:{:02}:{:02}", of_day / 3600, of_day % 3600 / 60, of_day % 60),
+    )
+}
+
+/// Converts days since 1970-01-01 to a proleptic Gregorian date, with
+/// Howard Hinnant's `civil_from_days` algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(SystemTime::UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
+        // 2000-02-29 12:34:56 UTC, a leap day.
+        assert_eq!(format_utc(SystemTime::UNIX_EPOCH + Duration::from_secs(951_827_696)), "2000-02-29 12:34:56 UTC");
+        // 2038-01-19 03:14:08 UTC, one second past the 32-bit limit.
+        assert_eq!(format_utc(SystemTime::UNIX_EPOCH + Duration::from_secs(2_147_483_648)), "2038-01-19 03:14:08 UTC");
+        assert_eq!(format_rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_827_696)), "2000-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn expiry_text() {
+        assert_eq!(describe_expiry(INDEFINITE_LIFETIME), "never");
+        assert!(describe_expiry(Duration::from_secs(3 * 3600 + 125)).ends_with("(in 3 h 2 min)"));
+        assert!(describe_expiry(Duration::from_secs(42)).ends_with("(in 42 s)"));
+    }
+
+    fn check_with(verdict: Verdict) -> HostCheck {
+        HostCheck {
+            entry: "127.0.0.1:3632,auth".into(),
+            resolution: Some(Ok(Resolved { addresses: vec!["127.0.0.1".parse().unwrap()], elapsed: Duration::from_micros(160) })),
+            connection: Some(Err("connect to 127.0.0.1:3632 failed: connection refused".into())),
+            verdict: Some(verdict),
+            ..HostCheck::default()
+        }
+    }
+
+    #[test]
+    fn text_report_ends_with_verdicts() {
+        let checks = [check_with(unusable("connect to 127.0.0.1:3632 failed: connection refused"))];
+        let text = text_report(&checks);
+        assert!(text.contains("  resolve            127.0.0.1 (0.2 ms)\n"), "{text}");
+        assert!(text.contains("  connect            failed: connect to 127.0.0.1:3632 failed"), "{text}");
+        assert!(!text.contains("trivial compile"), "steps not reached are left out: {text}");
+        let last = text.lines().last().unwrap();
+        assert_eq!(last, "127.0.0.1:3632,auth: not usable: connect to 127.0.0.1:3632 failed: connection refused");
+    }
+
+    #[test]
+    fn json_report_marks_steps() {
+        let checks = [check_with(unusable("refused"))];
+        let report = json_report(&checks);
+        let host = &report["hosts"][0];
+        assert_eq!(host["usable"], json!(false));
+        assert_eq!(host["resolve"]["ok"], json!(true));
+        assert_eq!(host["resolve"]["addresses"][0], json!("127.0.0.1"));
+        assert_eq!(host["connect"]["ok"], json!(false));
+        assert_eq!(host["auth"], Value::Null);
+        assert_eq!(host["compile"], Value::Null);
+        assert_eq!(report["not_usable"], json!(1));
+    }
+}
