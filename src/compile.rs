@@ -54,6 +54,7 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
             log::error!("invalid settings and local fallback disabled by DISTCC_FALLBACK=0");
             return exit::BAD_ARGUMENTS;
         }
+        log::debug!("running locally: {}", config.errors.join("; "));
         return local.exec();
     }
 
