@@ -1,6 +1,6 @@
 //! Diagnosis commands. `--check-hosts` tries every host of the list the way
-//! a compile would, step by step, and says which hosts are usable and why
-//! the others are not. `--show-principal` shows the Kerberos names a compile
+//! a compile would, step by step, and reports which hosts are usable and
+//! why the others are not. `--show-principal` shows the Kerberos names a compile
 //! would use. Both print their report on standard output, as text or JSON.
 
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -253,8 +253,8 @@ impl Checker<'_> {
         Ok(remaining.min(limit))
     }
 
-    /// A `localhost` entry needs no server: it is usable when the compiler
-    /// can be found on this machine.
+    /// Checks a `localhost` entry, which needs no server: it is usable when
+    /// the compiler can be found on this machine.
     fn check_local(&self) -> Verdict {
         self.set_step("local compiler");
         let path = std::env::var_os("PATH");
@@ -622,10 +622,10 @@ struct ServicePrincipal {
 }
 
 /// Runs `--show-principal`: the client principal and its ticket expiry, and
-/// the service principal of each `,auth` host. Exits with
-/// [`exit::GSSAPI_FAILED`] when there are no usable credentials and with
-/// [`exit::BAD_HOSTSPEC`] when the host list is invalid; the rest of the
-/// report is printed either way.
+/// the service principal of each `,auth` host. Returns
+/// [`exit::GSSAPI_FAILED`] when there are no usable credentials, and
+/// [`exit::BAD_HOSTSPEC`] when the host list is invalid. The rest of the
+/// report is printed in both cases.
 pub fn show_principal(config: &Config, format: Format) -> i32 {
     let credentials = auth::acquire_credentials();
     let expiry = credentials.as_ref().ok().map(|c| c.remaining_lifetime().map_err(|e| e.to_string()));

@@ -76,8 +76,8 @@ pub fn render() -> String {
     wrap_text_lines(&page)
 }
 
-/// Longest input line, in bytes, that `mandoc -T lint` accepts without a
-/// style warning.
+/// Maximum length of an input line, in bytes, that `mandoc -T lint`
+/// accepts without a style warning.
 const MAX_LINE_BYTES: usize = 80;
 
 /// Breaks text lines longer than [`MAX_LINE_BYTES`] at spaces. Roff fills

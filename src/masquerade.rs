@@ -20,7 +20,7 @@ const COMPILER_NAMES: &[&str] = &["gcc", "g++", "cc", "c++", "clang", "clang++"]
 ///
 /// A one-component prefix is not taken as a target, because it would also
 /// match wrappers such as Debian's `c89-gcc` and `c99-gcc`, which servers
-/// rarely have; such a link can be made by hand.
+/// rarely have. Such a link can be made by hand.
 pub fn is_compiler_name(name: &str) -> bool {
     let without_version = strip_version(name);
     COMPILER_NAMES.iter().any(|compiler| {
@@ -55,7 +55,7 @@ fn is_target_triple(target: &str) -> bool {
             .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.'))
 }
 
-/// What happened to one compiler name.
+/// Outcome of linking one compiler name.
 #[derive(Debug, PartialEq, Eq)]
 enum LinkOutcome {
     Created,

@@ -85,8 +85,8 @@ fn lua_project(dir: &Path, main_name: &str, main_text: &str) -> Vec<PathBuf> {
     sources
 }
 
-/// A Makefile that builds `embed` in the current directory from the sources
-/// in `source_dir`, naming each source by its absolute path so that server
+/// Writes a Makefile that builds `embed` in `build_dir` from the sources in
+/// `source_dir`. Each source is named by its absolute path, so that server
 /// logs show which test's file they compiled.
 fn write_makefile(build_dir: &Path, source_dir: &Path) {
     let makefile = format!(
@@ -114,14 +114,14 @@ fn write_cmake_project(project_dir: &Path) {
     std::fs::write(project_dir.join("CMakeLists.txt"), cmake).unwrap();
 }
 
-/// The two authenticated servers, written as a user would list them.
+/// Returns the two authenticated servers, written as a user would list them.
 fn auth_hosts() -> String {
     format!("127.0.0.1:{},auth 127.0.0.1:{},auth", bed().port("AUTH1"), bed().port("AUTH2"))
 }
 
-/// A command run in `dir` with the scratch environment of the harness, the
-/// two authenticated servers, and every decision of distcc-rs logged to
-/// `log`.
+/// Builds a command that runs in `dir` with the scratch environment of the
+/// harness and the two authenticated servers, and that logs every decision
+/// of distcc-rs to `log`.
 fn tool(scratch: &Scratch, program: &str, dir: &Path, log: &Path) -> Command {
     let mut command = Command::new(program);
     scratch.prepare(&mut command, &auth_hosts());

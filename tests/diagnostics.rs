@@ -24,7 +24,7 @@ fn plain_host(name: &str) -> String {
     format!("127.0.0.1:{}", bed().port(name))
 }
 
-/// A loopback port with nothing listening on it.
+/// Returns a loopback port with nothing listening on it.
 fn dead_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
@@ -104,7 +104,7 @@ fn check_hosts_gives_one_verdict_per_host() {
     assert!(dead_block.contains("  connect            failed: "), "{dead_block}");
     assert!(!dead_block.contains("principal"), "{dead_block}");
 
-    // The servers saw what the report says.
+    // The server logs agree with the report.
     assert_eq!(log_lines_after_wait(&bed().log("AUTH1"), &["COMPILE_OK", "distcc-rs-check.i"], 1), 1);
     assert!(count_log_lines(&bed().log("AUTH1"), &["Successfully authenticated", principal]) >= 1);
     assert!(count_log_lines(&bed().log("DENY"), &["Access denied", "not whitelisted"]) >= 1);
@@ -162,7 +162,7 @@ fn check_hosts_exits_zero_when_all_usable() {
 #[test]
 fn check_hosts_time_limit_bounds_silent_host() {
     let scratch = Scratch::new();
-    // A server that accepts connections and never answers.
+    // A server that accepts connections and never replies.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -229,7 +229,8 @@ fn show_principal_names_client_and_targets() {
     assert_eq!(report["hosts"][0]["service_principal"], "distcc@localhost");
     assert_eq!(report["hosts"][0]["host_based_service"], true);
     let remaining = report["ticket_expires_in_seconds"].as_u64().expect("expiry in seconds");
-    assert!(remaining > 60 && remaining <= 7 * 86_400, "{remaining}");
+    assert!(remaining > 60, "{remaining}");
+    assert!(remaining <= 7 * 86_400, "{remaining}");
     assert!(report["ticket_expires"].as_str().unwrap().ends_with('Z'));
 }
 
@@ -342,6 +343,7 @@ fn fallback_warning_is_identical_between_runs() {
         for entry in hosts.split(' ') {
             assert!(lines[0].contains(&format!("{entry}: ")), "{hosts}: host {entry} not named: {}", lines[0]);
         }
-        assert!(!lines[0].contains(".tmp") && !lines[0].contains("distcc-rs-"), "no temporary names: {}", lines[0]);
+        assert!(!lines[0].contains(".tmp"), "no temporary names: {}", lines[0]);
+        assert!(!lines[0].contains("distcc-rs-"), "no temporary names: {}", lines[0]);
     }
 }

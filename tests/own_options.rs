@@ -119,10 +119,11 @@ fn program_sources() -> Vec<(PathBuf, String)> {
     files
 }
 
-/// Finds every environment variable the program reads: names passed to a
-/// lookup call (`var`, `var_os`, `env_var`, `getenv`, or the `lookup` and
-/// `text` closures of the settings code), and every `DISTCC_` name in a
-/// string literal, since messages name the variables a user can set.
+/// Finds every environment variable the program reads. These are the names
+/// passed to a lookup call (`var`, `var_os`, `env_var`, `getenv`, or the
+/// `lookup` and `text` closures of the settings code), and every `DISTCC_`
+/// name in a string literal, because messages name the variables a user can
+/// set.
 fn variables_read_by_code() -> BTreeSet<(String, String)> {
     let call = Regex::new(r#"\b(?:var_os|var|env_var|getenv|lookup|text)\(\s*"([A-Za-z_][A-Za-z0-9_]*)""#).unwrap();
     let literal = Regex::new(r#""(?:[^"\\]|\\.)*""#).unwrap();
@@ -186,7 +187,8 @@ fn short_help_is_concise_and_lists_options() {
     let page = std::fs::read_to_string(manual()).unwrap();
     let long_option = Regex::new(r"\\fB\\-\\-([a-z-\\]+)\\fR").unwrap();
     let options: BTreeSet<String> = long_option.captures_iter(&page).map(|c| c[1].replace("\\-", "-")).collect();
-    assert!(options.contains("check-hosts") && options.contains("install-masquerade"), "{options:?}");
+    assert!(options.contains("check-hosts"), "{options:?}");
+    assert!(options.contains("install-masquerade"), "{options:?}");
     for option in options {
         assert!(help.contains(&format!("--{option}")), "-h lacks --{option}, which the manual lists");
     }
