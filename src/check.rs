@@ -3,7 +3,7 @@
 //! why the others are not. `--show-principal` shows the Kerberos names a compile
 //! would use. Both print their report on standard output, as text or JSON.
 
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,7 @@ use crate::exit;
 use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
 use crate::invocation;
 use crate::remote::{self, Reply};
+use crate::transport::{Connection, Stream};
 
 /// Report format of the diagnosis commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +74,8 @@ struct Resolved {
 
 #[derive(Debug, Clone)]
 struct Connected {
-    address: SocketAddr,
+    /// The server's address for TCP, or the ssh destination.
+    peer: String,
     elapsed: Duration,
 }
 
@@ -81,7 +83,7 @@ struct Connected {
 #[derive(Debug, Clone, Default)]
 struct AuthCheck {
     client_principal: Option<Result<String, String>>,
-    target_principal: Option<String>,
+    target_principal: Option<Result<String, String>>,
     service_ticket: Option<Result<(), String>>,
     /// `Some(true)` for the server's `y`, `Some(false)` for its `n`.
     access_granted: Option<bool>,
@@ -224,15 +226,10 @@ impl Checker<'_> {
         if self.host.down {
             return unusable("marked down in the host list (,down), so no job is sent to it");
         }
-        match &self.host.transport {
-            Transport::Local => return self.check_local(),
-            Transport::Ssh { .. } => return unusable("ssh hosts are not supported yet"),
-            Transport::Tcp { .. } => {}
+        if self.host.transport == Transport::Local {
+            return self.check_local();
         }
-        if self.host.protocol() != 1 {
-            return unusable(format!("protocol {} (,lzo) is not supported yet", self.host.protocol()));
-        }
-        match self.check_tcp() {
+        match self.check_remote() {
             Ok(()) => Verdict { usable: true, reason: self.success_summary() },
             Err(reason) => unusable(reason),
         }
@@ -268,14 +265,56 @@ impl Checker<'_> {
         }
     }
 
-    fn check_tcp(&self) -> Result<(), String> {
-        let Transport::Tcp { host: name, port, .. } = &self.host.transport else {
-            return Err(format!("host entry '{}' is not a TCP host", self.host.verbatim));
+    /// Checks a TCP or ssh host: resolution (TCP only), connection, the
+    /// handshake of an `,auth` host, and the trivial compile.
+    fn check_remote(&self) -> Result<(), String> {
+        let entry_host = match &self.host.transport {
+            Transport::Tcp { host: name, port, .. } => {
+                self.check_resolution(name, *port)?;
+                name.as_str()
+            }
+            Transport::Ssh { host: name, .. } => name.as_str(),
+            Transport::Local => return Err(format!("host entry '{}' has no server", self.host.verbatim)),
         };
 
+        self.set_step("connect");
+        let mut config = self.config.clone();
+        config.connect_timeout = self.time_left(self.config.connect_timeout)?;
+        // The I/O timeout of an ssh connection also bounds ssh's own set-up.
+        config.io_timeout = self.time_left(self.config.io_timeout)?;
+        let started = Instant::now();
+        let opened = Connection::open(self.host, &config);
+        let connection = match &opened {
+            Ok(connection) => Ok(Connected {
+                peer: match connection.peer_addr() {
+                    Some(address) => address.to_string(),
+                    None => format!("ssh to {}", self.host.display_name()),
+                },
+                elapsed: started.elapsed(),
+            }),
+            Err(failure) => Err(failure.message.clone()),
+        };
+        lock(self.report).connection = Some(connection);
+        let mut connection = opened.map_err(|failure| failure.message)?;
+
+        let mut result = Ok(());
+        if self.host.auth != Auth::None {
+            result = self.check_auth(&mut connection, entry_host);
+        }
+        if result.is_ok() {
+            result = self.check_compile(&mut connection);
+        }
+        // Closing an ssh connection adds the ssh command's status and
+        // standard error to a failure.
+        connection
+            .close(result.map_err(|message| remote::Failure::host("check", message, exit::DISTCC_FAILED)))
+            .map_err(|failure| failure.message)
+    }
+
+    fn check_resolution(&self, name: &str, port: u16) -> Result<(), String> {
         self.set_step("resolve");
         let started = Instant::now();
-        let resolved = (name.as_str(), *port)
+        let resolved = (name, port)
             .to_socket_addrs()
             .map(|addresses| addresses.map(|address| address.ip()).collect::<Vec<_>>())
             .map_err(|e| format!("cannot resolve host name '{name}': {e}"))
@@ -287,32 +326,10 @@ impl Checker<'_> {
                 }
             });
         lock(self.report).resolution = Some(resolved.clone());
-        resolved?;
-
-        self.set_step("connect");
-        let mut config = self.config.clone();
-        config.connect_timeout = self.time_left(self.config.connect_timeout)?;
-        let started = Instant::now();
-        let connected = remote::connect(self.host, &config).map_err(|failure| failure.message);
-        let elapsed = started.elapsed();
-        let connection = match &connected {
-            Ok(stream) => stream
-                .peer_addr()
-                .map(|address| Connected { address, elapsed })
-                .map_err(|e| format!("cannot read the peer address of the connection: {e}")),
-            Err(message) => Err(message.clone()),
-        };
-        lock(self.report).connection = Some(connection.clone());
-        let mut stream = connected?;
-        let peer = connection?.address;
-
-        if self.host.auth != Auth::None {
-            self.check_auth(&mut stream, name, Some(peer))?;
-        }
-        self.check_compile(&mut stream)
+        resolved.map(|_| ())
     }
 
-    fn check_auth(&self, stream: &mut TcpStream, entry_host: &str, peer: Option<SocketAddr>) -> Result<(), String> {
+    fn check_auth(&self, stream: &mut Connection, entry_host: &str) -> Result<(), String> {
         self.set_step("credentials");
         lock(self.report).auth = Some(AuthCheck::default());
         let update = |change: &dyn Fn(&mut AuthCheck)| {
@@ -326,8 +343,10 @@ impl Checker<'_> {
         update(&|auth| auth.client_principal = Some(principal.clone()));
         let credentials: Credentials = credentials?;
 
-        let target = self.target(entry_host, peer);
-        update(&|auth| auth.target_principal = Some(target.name.clone()));
+        let target = self.target(entry_host, stream.peer_addr());
+        let target_name = target.as_ref().map(|t| t.name.clone()).map_err(|e| e.clone());
+        update(&|auth| auth.target_principal = Some(target_name.clone()));
+        let target = target?;
 
         self.set_step("service ticket");
         let ticket = auth::obtain_service_ticket(&credentials, &target)
@@ -340,7 +359,7 @@ impl Checker<'_> {
         let started = Instant::now();
         let result = auth::authenticate(stream, &credentials, &target, timeout);
         let elapsed = started.elapsed();
-        let restored = stream.set_read_timeout(Some(self.config.io_timeout));
+        let restored = Stream::set_read_timeout(stream, Some(self.config.io_timeout));
         match result {
             Ok(()) => {
                 update(&|auth| {
@@ -363,7 +382,7 @@ impl Checker<'_> {
         restored.map_err(|e| format!("cannot restore the I/O timeout: {e}"))
     }
 
-    fn target(&self, entry_host: &str, peer: Option<SocketAddr>) -> Target {
+    fn target(&self, entry_host: &str, peer: Option<SocketAddr>) -> Result<Target, String> {
         let named = match &self.host.auth {
             Auth::Named(name) => Some(name.as_str()),
             _ => None,
@@ -371,19 +390,19 @@ impl Checker<'_> {
         auth::choose_target(named, peer, entry_host, self.config.principal.as_deref())
     }
 
-    fn check_compile(&self, stream: &mut TcpStream) -> Result<(), String> {
+    fn check_compile(&self, stream: &mut Connection) -> Result<(), String> {
         self.set_step("trivial compile");
         let compiled = self.run_trivial_compile(stream);
         lock(self.report).compile = Some(compiled.clone());
         compiled.map(|_| ()).map_err(|e| format!("trivial compile failed: {e}"))
     }
 
-    fn run_trivial_compile(&self, stream: &mut TcpStream) -> Result<Compiled, String> {
+    fn run_trivial_compile(&self, stream: &mut Connection) -> Result<Compiled, String> {
+        // Writes keep the timeout set when the connection was opened, which
+        // is already bounded by the deadline.
         let mut config = self.config.clone();
         config.io_timeout = self.time_left(self.config.io_timeout)?;
-        stream
-            .set_read_timeout(Some(config.io_timeout))
-            .and_then(|()| stream.set_write_timeout(Some(config.io_timeout)))
+        Stream::set_read_timeout(stream, Some(config.io_timeout))
             .map_err(|e| format!("cannot set the I/O timeout: {e}"))?;
 
         let temp_dir = tempfile::Builder::new()
@@ -396,9 +415,10 @@ impl Checker<'_> {
 
         let argv: [&[u8]; 5] =
             [self.options.compiler.as_bytes(), b"-c", CHECK_INPUT_NAME.as_bytes(), b"-o", CHECK_OUTPUT_NAME.as_bytes()];
+        let protocol = remote::protocol_for(self.host);
         let started = Instant::now();
-        remote::send_request(stream, self.host.protocol(), &argv, &source, &config).map_err(|f| f.message)?;
-        let reply = remote::receive_reply(stream, self.host.protocol(), &output, &config).map_err(|f| f.message)?;
+        remote::send_request(stream, protocol, &argv, &source, &config).map_err(|f| f.message)?;
+        let reply = remote::receive_reply(stream, protocol, &output, &config).map_err(|f| f.message)?;
         let elapsed = started.elapsed();
         self.judge_reply(reply, elapsed)
     }
@@ -498,7 +518,7 @@ fn step_lines(check: &HostCheck) -> Vec<(&'static str, String)> {
         lines.push((
             "connect",
             match connection {
-                Ok(connected) => format!("{} ({:.1} ms)", connected.address, milliseconds(connected.elapsed)),
+                Ok(connected) => format!("{} ({:.1} ms)", connected.peer, milliseconds(connected.elapsed)),
                 Err(error) => failed(error),
             },
         ));
@@ -514,7 +534,13 @@ fn step_lines(check: &HostCheck) -> Vec<(&'static str, String)> {
             ));
         }
         if let Some(target) = &auth.target_principal {
-            lines.push(("target principal", target.clone()));
+            lines.push((
+                "target principal",
+                match target {
+                    Ok(name) => name.clone(),
+                    Err(error) => failed(error),
+                },
+            ));
         }
         if let Some(ticket) = &auth.service_ticket {
             lines.push((
@@ -584,7 +610,7 @@ fn json_report(checks: &[HostCheck]) -> Value {
                 None => Value::Null,
                 Some(auth) => json!({
                     "client_principal": step_json(&auth.client_principal, |name| json!({ "name": name })),
-                    "target_principal": auth.target_principal,
+                    "target_principal": step_json(&auth.target_principal, |name| json!({ "name": name })),
                     "service_ticket": step_json(&auth.service_ticket, |()| json!({})),
                     "access_granted": auth.access_granted,
                     "handshake": step_json(&auth.handshake, |elapsed| json!({ "ms": milliseconds(*elapsed) })),
@@ -599,7 +625,7 @@ fn json_report(checks: &[HostCheck]) -> Value {
                     "ms": milliseconds(resolved.elapsed),
                 })),
                 "connect": step_json(&check.connection, |connected| json!({
-                    "address": connected.address.to_string(),
+                    "peer": connected.peer,
                     "ms": milliseconds(connected.elapsed),
                 })),
                 "auth": auth,
@@ -679,7 +705,7 @@ fn expected_target(host: &HostSpec, config: &Config) -> Result<Target, String> {
         Transport::Tcp { host: name, .. } | Transport::Ssh { host: name, .. } => (name.as_str(), None),
         Transport::Local => ("localhost", None),
     };
-    Ok(auth::choose_target(named, peer, entry_host, config.principal.as_deref()))
+    auth::choose_target(named, peer, entry_host, config.principal.as_deref())
 }
 
 fn principal_text(

@@ -11,10 +11,13 @@ mod exit;
 mod hosts;
 mod invocation;
 mod logging;
+mod lzo;
 mod manpage;
 mod masquerade;
 mod protocol;
 mod remote;
+mod ssh;
+mod transport;
 
 use std::ffi::OsString;
 

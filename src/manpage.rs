@@ -20,7 +20,7 @@ const MANUAL_DATE: &str = "2026-12-04";
 const EXIT_CODES: &[(i32, &str)] = &[
     (0, "The compile succeeded, or an own option completed."),
     (1, "--check-hosts: at least one host is not usable."),
-    (exit::DISTCC_FAILED, "Generic failure of distcc-rs, for example a host entry that uses a transport or protocol this version does not support, with DISTCC_FALLBACK=0."),
+    (exit::DISTCC_FAILED, "Generic failure of distcc-rs (DISTCC_FALLBACK=0)."),
     (exit::BAD_ARGUMENTS, "Invalid command line, or an invalid setting with DISTCC_FALLBACK=0."),
     (exit::CONNECT_FAILED, "A server could not be resolved or connected (DISTCC_FALLBACK=0)."),
     (exit::BAD_HOSTSPEC, "The host list is invalid (--show-hosts, -j, --check-hosts, --show-principal)."),
@@ -297,14 +297,30 @@ Authenticate with GSS\-API, and build the target principal from
 instead of the reverse lookup.
 .TP
 .B lzo
-Compress the job with LZO (protocol 2).
+Compress the preprocessed source, the compiler's messages and the object file
+as LZO1X blocks (protocol 2).
 .TP
 .B cpp
-Let the server preprocess (pump mode, protocol 3); requires
+Pump mode of stock distcc; requires
 .BR lzo .
+It needs an include server, which distcc\-rs does not run, so such a host gets
+protocol 2 with local preprocessing, as stock distcc does without an include server.
 .TP
 .B down
 Keep the entry but send it no job.
+.PP
+An ssh entry runs
+.B DISTCC_SSH
+(default
+.BR ssh )
+as
+.IR "DISTCC_SSH " [ "\-l USER" ] " HOST COMMAND " \-\-inetd " " \-\-enable\-tcp\-insecure ,
+without a shell, and speaks the protocol over its standard input and output;
+.B auth
+and
+.B lzo
+work on top.
+When the job fails, the warning includes ssh's exit status and standard error.
 .PP
 The keywords
 .BR \-\-randomize ,
@@ -364,9 +380,14 @@ for the host\-based service
 .I NAME
 is the name given in
 .BI ,auth= NAME\fR;\fP
-else the canonical name from the reverse lookup of the connected address
+else the canonical name from the reverse lookup of the connected address, IPv4 or IPv6
 .RB ( localhost
 for a loopback address without one); else the host name as written in the entry.
+An entry written as an IP address whose reverse lookup finds no name is not used,
+because
+.BI host/ ADDRESS
+is never a real principal; give the name with
+.BI ,auth= NAME\fR.\fP
 .B distcc\-rs \-\-show\-principal
 prints the name each host would be asked for.
 .PP

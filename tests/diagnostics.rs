@@ -123,7 +123,7 @@ fn check_hosts_gives_one_verdict_per_host() {
     assert_eq!(report["usable"], 1);
     assert_eq!(report["not_usable"], 3);
     let host = |index: usize| &report["hosts"][index];
-    assert_eq!(host(0)["auth"]["target_principal"], "host/localhost");
+    assert_eq!(host(0)["auth"]["target_principal"]["name"], "host/localhost");
     assert_eq!(host(0)["auth"]["client_principal"]["name"], principal);
     assert_eq!(host(0)["auth"]["service_ticket"]["ok"], true);
     assert_eq!(host(0)["auth"]["access_granted"], true);
@@ -346,4 +346,52 @@ fn fallback_warning_is_identical_between_runs() {
         assert!(!lines[0].contains(".tmp"), "no temporary names: {}", lines[0]);
         assert!(!lines[0].contains("distcc-rs-"), "no temporary names: {}", lines[0]);
     }
+}
+
+/// Writes a stand-in for ssh that skips ssh's options and the host name and
+/// runs the remote command on this machine, so no real ssh connection is made.
+/// Like a real login, the command does not inherit the client's TMPDIR: the
+/// scratch directory is private to root, and distccd run as root switches
+/// to its own user.
+fn write_fake_ssh(scratch: &Scratch) -> std::path::PathBuf {
+    let script = "#!/bin/sh\n\
+                  unset TMPDIR\n\
+                  while [ $# -gt 0 ]; do\n\
+                  \x20   case \"$1\" in\n\
+                  \x20       -l|-o|-p|-i) shift 2 ;;\n\
+                  \x20       -*) shift ;;\n\
+                  \x20       *) break ;;\n\
+                  \x20   esac\n\
+                  done\n\
+                  shift\n\
+                  exec \"$@\"\n";
+    let path = scratch.write("fake-ssh", script);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn check_hosts_covers_lzo_and_ssh_entries() {
+    let scratch = Scratch::new();
+    let fake_ssh = write_fake_ssh(&scratch);
+    let lzo = format!("{},lzo", plain_host("PLAIN"));
+    let ssh = "alice@build.example".to_string();
+    let broken_ssh = "alice@broken.example:/nonexistent/distccd".to_string();
+    let hosts = format!("{lzo} {ssh} {broken_ssh}");
+
+    let mut command = scratch.distcc(&hosts);
+    command.arg("--check-hosts").env("DISTCC_SSH", &fake_ssh);
+    let output = run(&mut command);
+    let report = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}{}", stderr(&output));
+    let verdicts = verdict_lines(&report);
+    assert_eq!(verdicts.len(), 3, "{report}");
+    assert_eq!(verdicts[0], format!("{lzo}: usable: compiled remotely"));
+    assert_eq!(verdicts[1], format!("{ssh}: usable: compiled remotely"));
+    assert!(verdicts[2].starts_with(&format!("{broken_ssh}: not usable: ")), "{}", verdicts[2]);
+    assert!(verdicts[2].contains("exited with status"), "the ssh command's status is named: {}", verdicts[2]);
+
+    let ssh_block = host_block(&report, &ssh);
+    assert!(ssh_block.contains("  connect            ssh to alice@build.example ("), "{ssh_block}");
+    assert!(!ssh_block.contains("resolve"), "ssh resolves the name itself: {ssh_block}");
 }
