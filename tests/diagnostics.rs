@@ -249,6 +249,14 @@ fn show_principal_without_ticket_fails() {
 
 const HELLO: &str = "int hello(void) { return 42; }\n";
 
+/// A job that must run locally, and the text its reason must contain.
+struct LocalCase {
+    hosts: String,
+    args: Vec<&'static str>,
+    env: Vec<(&'static str, &'static str)>,
+    reason: &'static str,
+}
+
 /// Returns the debug lines of a verbose run that explain a local compile.
 fn local_reasons(log: &str) -> Vec<&str> {
     log.lines().filter(|line| line.contains("locally") || line.contains("local compile")).collect()
@@ -264,21 +272,26 @@ fn verbose_says_why_each_job_ran_locally() {
     assert!(compiled.status.success());
     let auth1 = auth_host("AUTH1");
 
-    // (hosts, arguments, extra environment, text the reason must contain)
-    let cases: Vec<(String, Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
-        (auth1.clone(), vec!["-E", "why.c"], vec![], "-E"),
-        (auth1.clone(), vec!["-MM", "why.c"], vec![], "-MM"),
-        (auth1.clone(), vec!["-march=native", "-c", "why.c"], vec![], "-march=native"),
-        (auth1.clone(), vec!["main.o", "-o", "program"], vec![], "main.o"),
-        (auth1.clone(), vec!["-c", "conftest.c"], vec![], "conftest"),
-        (auth1.clone(), vec!["-c", "why.c"], vec![("_DISTCC_SAFEGUARD", "1")], "_DISTCC_SAFEGUARD"),
-        ("localhost".to_string(), vec!["-c", "why.c"], vec![], "localhost"),
-        (format!("{auth1},down"), vec!["-c", "why.c"], vec![], "no usable host"),
-        (auth1.clone(), vec!["-c", "why.c"], vec![("DISTCC_IO_TIMEOUT", "soon")], "DISTCC_IO_TIMEOUT='soon'"),
-        (String::new(), vec!["-c", "why.c"], vec![], "no hosts in DISTCC_HOSTS"),
-        (auth_host("DENY"), vec!["-c", "why.c"], vec![], "access denied"),
+    let case = |hosts: &str, args: &[&'static str], env: &[(&'static str, &'static str)], reason: &'static str| LocalCase {
+        hosts: hosts.to_string(),
+        args: args.to_vec(),
+        env: env.to_vec(),
+        reason,
+    };
+    let cases = [
+        case(&auth1, &["-E", "why.c"], &[], "-E"),
+        case(&auth1, &["-MM", "why.c"], &[], "-MM"),
+        case(&auth1, &["-march=native", "-c", "why.c"], &[], "-march=native"),
+        case(&auth1, &["main.o", "-o", "program"], &[], "main.o"),
+        case(&auth1, &["-c", "conftest.c"], &[], "conftest"),
+        case(&auth1, &["-c", "why.c"], &[("_DISTCC_SAFEGUARD", "1")], "_DISTCC_SAFEGUARD"),
+        case("localhost", &["-c", "why.c"], &[], "localhost"),
+        case(&format!("{auth1},down"), &["-c", "why.c"], &[], "no usable host"),
+        case(&auth1, &["-c", "why.c"], &[("DISTCC_IO_TIMEOUT", "soon")], "DISTCC_IO_TIMEOUT='soon'"),
+        case("", &["-c", "why.c"], &[], "no hosts in DISTCC_HOSTS"),
+        case(&auth_host("DENY"), &["-c", "why.c"], &[], "access denied"),
     ];
-    for (hosts, args, env, reason) in cases {
+    for LocalCase { hosts, args, env, reason } in cases {
         let mut command = scratch.distcc(&hosts);
         command.arg("gcc").args(&args).env("DISTCC_VERBOSE", "1");
         for (name, value) in &env {
