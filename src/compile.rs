@@ -16,6 +16,8 @@ use crate::exit;
 use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
 use crate::invocation::{self, Invocation};
 use crate::remote::{self, Failure, Reply};
+use crate::slots::{HeldSlot, HostChoice, LocalLimits, LocalPool, Slots};
+use crate::state::{Phase, Target};
 use crate::transport::Connection;
 
 /// The system-wide host list, read when neither `DISTCC_HOSTS` nor
@@ -42,33 +44,31 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         );
         return exit::RECURSION;
     }
-    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config };
+    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config, slots: None };
     if config.safeguard == 1 {
+        // The distcc-rs process that started this compiler has the slot.
         log::debug!("running locally: called from a compiler that distcc-rs started (_DISTCC_SAFEGUARD=1)");
         return local.exec();
     }
     for error in &config.errors {
         log::warn!("{error}");
     }
-    if !config.errors.is_empty() {
-        if !config.fallback {
-            log::error!("invalid settings and local fallback disabled by DISTCC_FALLBACK=0");
-            return exit::BAD_ARGUMENTS;
-        }
-        log::debug!("running locally: {}", config.errors.join("; "));
-        return local.exec();
+    if !config.errors.is_empty() && !config.fallback {
+        log::error!("invalid settings and local fallback disabled by DISTCC_FALLBACK=0");
+        return exit::BAD_ARGUMENTS;
     }
 
-    let job = match args::analyse(&invocation.args) {
-        Decision::Local(reason) => {
-            log::debug!("running locally: {reason}");
-            return local.exec();
-        }
+    let decision = if config.errors.is_empty() {
+        args::analyse(&invocation.args)
+    } else {
+        Decision::Local(format!("invalid settings: {}", config.errors.join("; ")))
+    };
+    let job = match decision {
+        Decision::Local(reason) => return run_locally(&local, &reason),
         Decision::Remote(job) => job,
     };
     if let Some(reason) = output_is_unsafe_to_replace(Path::new(&job.output)) {
-        log::debug!("running locally: {reason}");
-        return local.exec();
+        return run_locally(&local, &reason);
     }
     log::debug!(
         "distributable: compile {} to {}",
@@ -76,11 +76,51 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         job.output.to_string_lossy()
     );
 
+    let slots = match Slots::open(config, &job.input.to_string_lossy()) {
+        Ok(slots) => slots,
+        Err(message) => {
+            if !config.fallback {
+                log::error!("{message}; local fallback disabled by DISTCC_FALLBACK=0");
+                return exit::IO_ERROR;
+            }
+            log::error!("{message}; compiling {} locally", job.input.to_string_lossy());
+            return local.exec();
+        }
+    };
+    let local = LocalCompile { slots: Some(&slots), ..local };
     let hosts = match load_hosts(config) {
         Ok(hosts) => hosts,
-        Err(message) => return local.fall_back(&job, &[message], exit::NO_HOSTS),
+        Err(message) => return local.fall_back(&job, &[message], exit::NO_HOSTS, LocalLimits::from_list(None)),
     };
-    Distribution { job: &job, local: &local, hosts: &hosts, config }.run()
+    let limits = LocalLimits::from_list(Some(&hosts));
+    Distribution { job: &job, local: &local, hosts: &hosts, config, slots: &slots, limits }.run()
+}
+
+/// Runs a job that is not distributed in a slot of this machine. The host
+/// list is read only for its `--localslots` and `--localslots_cpp`, and the
+/// state directory only for the slot, so problems with either are logged
+/// as debug messages: the compile does not need them.
+fn run_locally(local: &LocalCompile, reason: &str) -> i32 {
+    log::debug!("running locally: {reason}");
+    let args = &local.invocation.args;
+    let source = args.iter().find(|a| args::is_source_name(a)).map(|a| a.to_string_lossy().into_owned());
+    let slots = match Slots::open(local.config, source.as_deref().unwrap_or("")) {
+        Ok(slots) => slots,
+        Err(message) => {
+            log::debug!("{message}; running without a local slot");
+            return local.exec();
+        }
+    };
+    let limits = match load_hosts(local.config) {
+        Ok(list) => LocalLimits::from_list(Some(&list)),
+        Err(message) => {
+            log::debug!("{message}; using the default local slot counts");
+            LocalLimits::from_list(None)
+        }
+    };
+    // Preprocess-only jobs share the preprocessor pool, as in stock distcc.
+    let pool = if args.iter().any(|a| a == "-E") { LocalPool::Preprocess } else { LocalPool::Compile };
+    LocalCompile { slots: Some(&slots), ..*local }.exec_in_slot(pool, limits)
 }
 
 /// Writing the object by rename would replace a device such as `/dev/null`
@@ -113,10 +153,13 @@ fn load_hosts(config: &Config) -> Result<HostList, String> {
 }
 
 /// Runs the compiler on this machine with the user's unchanged arguments.
+#[derive(Clone, Copy)]
 struct LocalCompile<'a> {
     compiler: &'a Path,
     invocation: &'a Invocation,
     config: &'a Config,
+    /// Slots of this machine; `None` when the state directory is unusable.
+    slots: Option<&'a Slots>,
 }
 
 impl LocalCompile<'_> {
@@ -128,6 +171,38 @@ impl LocalCompile<'_> {
         exit::COMPILER_MISSING
     }
 
+    /// Waits for a slot of `pool` and replaces this process with the
+    /// compiler, which keeps the slot until it exits.
+    fn exec_in_slot(&self, pool: LocalPool, limits: LocalLimits) -> i32 {
+        let Some(slots) = self.slots else {
+            return self.exec();
+        };
+        match slots.acquire_local(pool, limits) {
+            Ok(slot) => self.exec_holding(slots, slot),
+            Err(message) => {
+                log::warn!("{message}; compiling without a local slot");
+                self.exec()
+            }
+        }
+    }
+
+    /// Replaces this process with the compiler while `slot` stays held.
+    ///
+    /// A POSIX record lock survives `execve` when its descriptor is
+    /// inherited, so the compiler, which keeps this process id, holds the
+    /// slot until it exits. The monitor record stays too and shows the
+    /// compile: monitors skip it once the process is gone, and the next
+    /// distcc-rs job that writes a record deletes it.
+    fn exec_holding(&self, slots: &Slots, slot: HeldSlot) -> i32 {
+        if let Err(error) = slot.keep_across_exec() {
+            log::warn!("cannot keep the local slot for the compiler ({error}); other jobs may use it");
+        }
+        slots.monitor.note(Target::Local, Phase::Compile);
+        let code = self.exec();
+        drop(slot);
+        code
+    }
+
     fn command(&self) -> Command {
         let mut command = Command::new(self.compiler);
         command.args(&self.invocation.args);
@@ -137,7 +212,7 @@ impl LocalCompile<'_> {
 
     /// Reports why distribution failed and compiles locally, or fails with
     /// `code` when `DISTCC_FALLBACK=0`.
-    fn fall_back(&self, job: &RemoteJob, reasons: &[String], code: i32) -> i32 {
+    fn fall_back(&self, job: &RemoteJob, reasons: &[String], code: i32, limits: LocalLimits) -> i32 {
         let source = job.input.to_string_lossy();
         let reasons = reasons.join("; ");
         if !self.config.fallback {
@@ -145,7 +220,7 @@ impl LocalCompile<'_> {
             return code;
         }
         log::warn!("{source}: {reasons}; compiling locally");
-        self.exec()
+        self.exec_in_slot(LocalPool::Compile, limits)
     }
 }
 
@@ -154,6 +229,8 @@ struct Distribution<'a> {
     local: &'a LocalCompile<'a>,
     hosts: &'a HostList,
     config: &'a Config,
+    slots: &'a Slots,
+    limits: LocalLimits,
 }
 
 /// State shared by the attempts on successive hosts.
@@ -166,50 +243,74 @@ struct Attempts {
 impl Distribution<'_> {
     fn run(self) -> i32 {
         let mut attempts = Attempts { temp_dir: None, preprocessor: None, credentials: None };
-        let mut failures: Vec<String> = Vec::new();
+        // Failures of the state directory; host failures are kept in `choice`.
+        let mut slot_errors: Vec<String> = Vec::new();
         let mut last_code = exit::NO_HOSTS;
+        let mut choice = HostChoice::new(self.hosts);
 
-        for host in &self.hosts.hosts {
-            if host.down {
-                log::debug!("skipping {}: marked down", host.display_name());
-                continue;
-            }
+        loop {
+            let (index, slot) = match self.slots.acquire_host(&mut choice) {
+                Ok(Some(pick)) => pick,
+                Ok(None) => break,
+                Err(message) => {
+                    slot_errors.push(message);
+                    break;
+                }
+            };
+            let host = choice.host(index);
             if host.transport == Transport::Local {
                 log::debug!("host list entry {} runs the job locally", host.verbatim);
                 attempts.discard(self.config);
-                return self.local.exec();
+                return self.local.exec_holding(self.slots, slot);
             }
             log::debug!("trying host {}", host.display_name());
             match self.attempt(host, &mut attempts) {
                 Ok(Outcome::Done(code)) => {
+                    self.slots.host_worked(host);
                     attempts.discard(self.config);
                     return code;
                 }
                 Ok(Outcome::RetryLocally) => {
+                    self.slots.host_worked(host);
+                    drop(slot);
                     attempts.discard(self.config);
-                    return self.local.exec();
+                    return self.local.exec_in_slot(LocalPool::Compile, self.limits);
                 }
                 Err(failure) => {
                     log::debug!("{} failed at {}: {}", host.display_name(), failure.step, failure.message);
-                    failures.push(format!("{}: {}", host.verbatim, failure.message));
+                    if failure.host_fault {
+                        self.slots.host_failed(host, &failure.message);
+                    }
                     last_code = failure.exit_code;
+                    choice.exclude(index, &failure.message);
+                    drop(slot);
+                    // A job must not wait for a host slot while it holds a
+                    // local one (stock distcc's lock order, which rules out
+                    // deadlocks), so the preprocessor finishes first.
+                    if let Some(code) = attempts.settle_preprocessor() {
+                        attempts.discard(self.config);
+                        return code;
+                    }
                 }
             }
         }
         attempts.discard(self.config);
-        if failures.is_empty() {
-            failures.push("no usable host in the host list".into());
+        let mut reasons = choice.unused_host_reasons();
+        reasons.extend(slot_errors);
+        if reasons.is_empty() {
+            reasons.push("no usable host: every host is marked ,down".into());
         }
-        self.local.fall_back(self.job, &failures, last_code)
+        self.local.fall_back(self.job, &reasons, last_code, self.limits)
     }
 
     fn attempt(&self, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {
         if host.auth != Auth::None {
             attempts.credentials()?;
         }
-        attempts.start_preprocessor(self.job, self.local, self.config)?;
+        attempts.start_preprocessor(self.job, self.local, self.config, self.slots, self.limits)?;
         let credentials = if host.auth != Auth::None { Some(attempts.credentials()?) } else { None };
 
+        self.slots.monitor.note(Target::Remote, Phase::Connect);
         let mut connection = Connection::open(host, self.config)?;
         let handshake = match credentials {
             Some(credentials) => remote::authenticate(&mut connection, host, credentials, self.config),
@@ -230,7 +331,9 @@ impl Distribution<'_> {
         let argv = server_argv(&self.local.invocation.compiler_name, self.local.compiler, &self.job.server_args);
         let argv_bytes: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
         log::debug!("sending job to {} with protocol {protocol}: {}", host.display_name(), display_argv(&argv));
+        self.slots.monitor.note(Target::Remote, Phase::Send);
         remote::send_request(connection, protocol, &argv_bytes, &preprocessed, self.config)?;
+        self.slots.monitor.note(Target::Remote, Phase::Compile);
         let reply = remote::receive_reply(connection, protocol, Path::new(&self.job.output), self.config)?;
         self.handle_reply(host, reply)
     }
@@ -304,7 +407,14 @@ impl Attempts {
         }
     }
 
-    fn start_preprocessor(&mut self, job: &RemoteJob, local: &LocalCompile, config: &Config) -> Result<(), Failure> {
+    fn start_preprocessor(
+        &mut self,
+        job: &RemoteJob,
+        local: &LocalCompile,
+        config: &Config,
+        slots: &Slots,
+        limits: LocalLimits,
+    ) -> Result<(), Failure> {
         if self.preprocessor.is_some() {
             return Ok(());
         }
@@ -312,6 +422,10 @@ impl Attempts {
             self.preprocessor = Some(Preprocessor::Done(PathBuf::from(&job.input)));
             return Ok(());
         }
+        let slot = slots
+            .acquire_local(LocalPool::Preprocess, limits)
+            .map_err(|message| Failure::client("preprocess", message, exit::IO_ERROR))?;
+        slots.monitor.note(Target::Local, Phase::Preprocess);
         let temp_dir = tempfile::Builder::new()
             .prefix("distcc-rs-")
             .tempdir_in(&config.tmpdir)
@@ -337,8 +451,24 @@ impl Attempts {
             Failure::client("preprocess", format!("cannot run {}: {e}", local.compiler.display()), exit::COMPILER_MISSING)
         })?;
         self.temp_dir = Some(temp_dir);
-        self.preprocessor = Some(Preprocessor::Running(child, path));
+        self.preprocessor = Some(Preprocessor::Running(child, path, slot));
         Ok(())
+    }
+
+    /// Waits for a running preprocessor, which frees its local slot.
+    /// Returns its exit code when it failed.
+    fn settle_preprocessor(&mut self) -> Option<i32> {
+        if !matches!(self.preprocessor, Some(Preprocessor::Running(..))) {
+            return None;
+        }
+        match self.finish_preprocessor() {
+            Ok(Ok(_)) => None,
+            Ok(Err(code)) => Some(code),
+            Err(failure) => {
+                log::debug!("{}", failure.message);
+                None
+            }
+        }
     }
 
     /// Waits for the preprocessor. The inner `Err` is its exit code when it
@@ -350,7 +480,8 @@ impl Attempts {
                 self.preprocessor = Some(Preprocessor::Done(path.clone()));
                 Ok(Ok(path))
             }
-            Some(Preprocessor::Running(mut child, path)) => {
+            // The local slot is freed when `_slot` goes out of scope here.
+            Some(Preprocessor::Running(mut child, path, _slot)) => {
                 let status = child
                     .wait()
                     .map_err(|e| Failure::client("preprocess", format!("waiting for the preprocessor failed: {e}"), exit::IO_ERROR))?;
@@ -371,21 +502,23 @@ impl Attempts {
     /// Stops a running preprocessor and removes temporary files (unless
     /// `DISTCC_SAVE_TEMPS=1`).
     fn discard(&mut self, config: &Config) {
-        if let Some(Preprocessor::Running(mut child, _)) = self.preprocessor.take() {
+        if let Some(Preprocessor::Running(mut child, _, _)) = self.preprocessor.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Some(dir) = self.temp_dir.take() {
-            if config.save_temps {
-                let kept = dir.keep();
-                log::warn!("kept temporary files in {} (DISTCC_SAVE_TEMPS=1)", kept.display());
-            }
+        // Taking the directory removes it when it is dropped, unless kept.
+        if let Some(dir) = self.temp_dir.take()
+            && config.save_temps
+        {
+            let kept = dir.keep();
+            log::warn!("kept temporary files in {} (DISTCC_SAVE_TEMPS=1)", kept.display());
         }
     }
 }
 
 enum Preprocessor {
-    Running(Child, PathBuf),
+    /// The child, its output file and the local slot it runs in.
+    Running(Child, PathBuf, HeldSlot),
     Done(PathBuf),
 }
 

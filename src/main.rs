@@ -3,6 +3,7 @@
 
 mod args;
 mod auth;
+mod backoff;
 mod check;
 mod cli;
 mod compile;
@@ -10,13 +11,17 @@ mod config;
 mod exit;
 mod hosts;
 mod invocation;
+mod lock;
 mod logging;
 mod lzo;
 mod manpage;
 mod masquerade;
 mod protocol;
 mod remote;
+mod slots;
 mod ssh;
+mod state;
+mod statedir;
 mod transport;
 
 use std::ffi::OsString;
@@ -29,10 +34,10 @@ fn main() {
     }
     let code = match invocation::classify(&argv) {
         Ok(invocation) => {
-            if invocation.mode != invocation::Mode::Masquerade {
-                if let Some(code) = cli::run_own_option(&argv, &config) {
-                    std::process::exit(code);
-                }
+            if invocation.mode != invocation::Mode::Masquerade
+                && let Some(code) = cli::run_own_option(&argv, &config)
+            {
+                std::process::exit(code);
             }
             compile::run(invocation, &config)
         }

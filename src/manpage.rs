@@ -439,8 +439,9 @@ A setting is invalid: one warning per setting, naming the variable and its value
 .IP \(bu 2
 There is no host list or it is invalid: one warning.
 .IP \(bu 2
-Every host failed (name resolution, connection, authentication, timeout, protocol error,
-or a compiler missing on the server): one warning line of the form
+Every host failed or is backed off after a failure (name resolution, connection,
+authentication, timeout, protocol error, or a compiler missing on the server):
+one warning line of the form
 .RS
 .PP
 .B distcc\-rs: warning:
@@ -449,7 +450,7 @@ or a compiler missing on the server): one warning line of the form
 .IP
 with one
 .IB HOST : " REASON"
-part per host tried, separated by semicolons.
+part per host that failed, separated by semicolons.
 The line contains no process ids, times or temporary names, so it is the same in every run
 (configure scripts and libtool compare standard error between runs).
 .IP \(bu 2
@@ -458,9 +459,41 @@ so that the diagnostics show the real source lines, unless
 .B DISTCC_SKIP_LOCAL_RETRY
 is set.
 No warning is printed.
-.PP
-Hosts are tried in list order for every job; a host that failed for one job is tried again by the next.
-.PP
+.SS Slots
+Each remote job holds one slot of its host, and a host has
+.I LIMIT
+slots.
+Slots are lock files in
+.IR $DISTCC_DIR/lock ,
+shared by every distcc\-rs and stock distcc client of the user.
+A job takes the first free slot in list order, slot 0 of every host before slot 1 of any,
+so jobs spread over the hosts.
+When every slot of the usable hosts is taken, the job waits and looks again every
+.B DISTCC_PAUSE_TIME_MSEC
+milliseconds; it does not compile here for want of a slot.
+Jobs that run here hold one of
+.BI \-\-localslots= N
+slots (default 4), and local preprocessing one of
+.BI \-\-localslots_cpp= N
+(default 8).
+.B DISTCC_VERBOSE=1
+logs each slot taken and how long the job waited.
+.SS Backoff
+A host that fails on its side (name resolution, connection, authentication,
+the server's verdict, a timeout, a protocol error) is backed off: every client
+skips it for
+.B DISTCC_BACKOFF_PERIOD
+seconds (default 60), stock distcc included, and a job that then completes on it ends the backoff.
+A compile error, a problem of the client (such as a missing Kerberos ticket)
+and a failure of the local preprocessor back off nothing.
+A job tries each host at most once.
+While a host is backed off, the fallback warning names it with the failure that
+started the backoff, so the line stays the same from run to run;
+.B DISTCC_VERBOSE=1
+logs how long ago the host failed and when it is tried again.
+.B DISTCC_BACKOFF_PERIOD=0
+turns backoff off.
+.SS Strict mode and messages
 With
 .BR DISTCC_FALLBACK=0 ,
 a job that would fall back after a failure fails instead, with an error line and one of the exit codes below.
@@ -487,6 +520,15 @@ is set).
 .TP
 .I /etc/distcc/hosts
 System\-wide host list, read when neither of the above exists.
+.TP
+.I $DISTCC_DIR/lock/cpu_*
+Slot lock files, in the names stock distcc uses.
+.TP
+.I $DISTCC_DIR/lock/backoff_*
+Backoff records; the modification time is the time of the failure.
+.TP
+.I $DISTCC_DIR/state/binstate_*
+State of running jobs, for distccmon\-text and distccmon\-gnome.
 .TP
 .I $TMPDIR/distcc\-rs\-*
 Private temporary directory of a remote job (preprocessed source), removed when the job ends

@@ -306,7 +306,7 @@ fn verbose_says_why_each_job_ran_locally() {
             "{hosts} {args:?} {env:?}: no line saying it ran locally because of '{reason}' in:\n{log}"
         );
         if hosts.ends_with(",down") {
-            assert!(log.contains("marked down"), "the skipped host is named: {log}");
+            assert!(log.contains("marked ,down"), "the skipped host is named: {log}");
         }
     }
 }
@@ -358,7 +358,31 @@ fn fallback_warning_is_identical_between_runs() {
         }
         assert!(!lines[0].contains(".tmp"), "no temporary names: {}", lines[0]);
         assert!(!lines[0].contains("distcc-rs-"), "no temporary names: {}", lines[0]);
+
+        // The later runs skipped the failed hosts during their backoff, and
+        // still printed the first run's line.
+        let output = run(scratch.distcc(&hosts).args(["gcc", "-c", "same.c", "-o", "same.o"]).env("DISTCC_VERBOSE", "1"));
+        let log = stderr(&output);
+        assert!(log.contains("backed off"), "{hosts}: the host was not backed off:\n{log}");
+        assert!(log.lines().any(|line| line.ends_with(lines[0].trim_start_matches("distcc-rs: warning: ").trim_end())), "{log}");
     }
+}
+
+#[test]
+fn fallback_warning_without_backoff_is_identical() {
+    let scratch = Scratch::new();
+    scratch.write("nobackoff.c", HELLO);
+    let hosts = format!("127.0.0.1:{} {}", dead_port(), auth_host("DENY"));
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let mut command = scratch.distcc(&hosts);
+        command.args(["gcc", "-c", "nobackoff.c"]).env("DISTCC_BACKOFF_PERIOD", "0");
+        let output = run(&mut command);
+        assert!(output.status.success(), "{}", stderr(&output));
+        outputs.push(stderr(&output));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0].lines().count(), 1, "{}", outputs[0]);
 }
 
 /// Writes a stand-in for ssh that skips ssh's options and the host name and
