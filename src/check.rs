@@ -12,12 +12,14 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use crate::auth::{self, AuthError, Credentials, Target};
+use crate::backoff::{BackedOff, Backoff};
 use crate::compile::SYSTEM_HOSTS_FILE;
 use crate::config::{Config, format_seconds};
 use crate::exit;
 use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
 use crate::invocation;
 use crate::remote::{self, Reply};
+use crate::statedir;
 use crate::transport::{Connection, Stream};
 
 /// Report format of the diagnosis commands.
@@ -63,6 +65,8 @@ struct HostCheck {
     compile: Option<Result<Compiled, String>>,
     /// For a `localhost` entry: the compiler found on `PATH`.
     local_compiler: Option<Result<String, String>>,
+    /// The host's backoff record, when compiles skip it at the moment.
+    backoff: Option<BackedOff>,
     verdict: Option<Verdict>,
 }
 
@@ -151,10 +155,16 @@ fn load_hosts(config: &Config) -> Result<HostList, i32> {
 /// deadline passes. Threads still running then are left behind: the process
 /// exits right after the report.
 fn run_checks(hosts: &[HostSpec], config: &Config, options: &CheckOptions, deadline: Instant) -> Vec<HostCheck> {
+    let backoff = open_backoff(config);
     let (done_sender, done_receiver) = mpsc::channel::<usize>();
     let mut shared = Vec::with_capacity(hosts.len());
     for (index, host) in hosts.iter().enumerate() {
-        let check = Arc::new(Mutex::new(HostCheck { entry: host.verbatim.clone(), step: "start", ..HostCheck::default() }));
+        let check = Arc::new(Mutex::new(HostCheck {
+            entry: host.verbatim.clone(),
+            step: "start",
+            backoff: backoff.as_ref().and_then(|backoff| backed_off(backoff, host)),
+            ..HostCheck::default()
+        }));
         shared.push(Arc::clone(&check));
         let host = host.clone();
         let config = config.clone();
@@ -200,6 +210,31 @@ fn run_checks(hosts: &[HostSpec], config: &Config, options: &CheckOptions, deadl
             snapshot
         })
         .collect()
+}
+
+/// Opens the backoff records that compiles use, or returns `None` when the
+/// state directory cannot be used (compiles then have no backoff either).
+fn open_backoff(config: &Config) -> Option<Backoff> {
+    match statedir::open(config) {
+        Ok(dir) => Some(Backoff::new(&dir.lock, config.backoff_period)),
+        Err(message) => {
+            log::debug!("not reading backoff records: {message}");
+            None
+        }
+    }
+}
+
+fn backed_off(backoff: &Backoff, host: &HostSpec) -> Option<BackedOff> {
+    if host.is_local() {
+        return None;
+    }
+    match backoff.check(host) {
+        Ok(state) => state,
+        Err(error) => {
+            log::debug!("cannot read {}: {error}", backoff.file(host).display());
+            None
+        }
+    }
 }
 
 fn lock(check: &Mutex<HostCheck>) -> std::sync::MutexGuard<'_, HostCheck> {
@@ -453,9 +488,16 @@ impl Checker<'_> {
 
     fn success_summary(&self) -> String {
         let report = lock(self.report);
-        match report.auth.as_ref().and_then(|auth| auth.client_principal.clone()) {
+        let summary = match report.auth.as_ref().and_then(|auth| auth.client_principal.clone()) {
             Some(Ok(principal)) => format!("authenticated as {principal} and compiled remotely"),
             _ => "compiled remotely".to_string(),
+        };
+        match &report.backoff {
+            Some(state) => format!(
+                "{summary}, but compiles skip it for {} more after an earlier failure (DISTCC_BACKOFF_PERIOD)",
+                format_seconds(Duration::from_secs(state.remaining.as_secs().max(1)))
+            ),
+            None => summary,
         }
     }
 }
@@ -492,6 +534,17 @@ fn text_report(checks: &[HostCheck]) -> String {
 fn step_lines(check: &HostCheck) -> Vec<(&'static str, String)> {
     let mut lines = Vec::new();
     let failed = |error: &String| format!("failed: {error}");
+    if let Some(state) = &check.backoff {
+        let after = if state.reason.is_empty() { String::new() } else { format!(" after: {}", state.reason) };
+        lines.push((
+            "backoff",
+            format!(
+                "backed off {} ago{after}; compiles skip it for {} more",
+                format_seconds(Duration::from_secs(state.elapsed.as_secs())),
+                format_seconds(Duration::from_secs(state.remaining.as_secs().max(1)))
+            ),
+        ));
+    }
     if let Some(compiler) = &check.local_compiler {
         lines.push((
             "local compiler",
@@ -628,6 +681,14 @@ fn json_report(checks: &[HostCheck]) -> Value {
                     "peer": connected.peer,
                     "ms": milliseconds(connected.elapsed),
                 })),
+                "backoff": match &check.backoff {
+                    None => Value::Null,
+                    Some(state) => json!({
+                        "seconds_ago": state.elapsed.as_secs(),
+                        "seconds_left": state.remaining.as_secs().max(1),
+                        "reason": state.reason,
+                    }),
+                },
                 "auth": auth,
                 "local_compiler": step_json(&check.local_compiler, |path| json!({ "path": path })),
                 "compile": step_json(&check.compile, |compiled| json!({

@@ -364,6 +364,7 @@ fn fallback_warning_is_identical_between_runs() {
         let output = run(scratch.distcc(&hosts).args(["gcc", "-c", "same.c", "-o", "same.o"]).env("DISTCC_VERBOSE", "1"));
         let log = stderr(&output);
         assert!(log.contains("backed off"), "{hosts}: the host was not backed off:\n{log}");
+        assert!(log.contains("tried again in"), "{hosts}: the log does not say until when:\n{log}");
         assert!(log.lines().any(|line| line.ends_with(lines[0].trim_start_matches("distcc-rs: warning: ").trim_end())), "{log}");
     }
 }
@@ -431,4 +432,32 @@ fn check_hosts_covers_lzo_and_ssh_entries() {
     let ssh_block = host_block(&report, &ssh);
     assert!(ssh_block.contains("  connect            ssh to alice@build.example ("), "{ssh_block}");
     assert!(!ssh_block.contains("resolve"), "ssh resolves the name itself: {ssh_block}");
+}
+
+#[test]
+fn check_hosts_reports_backoff() {
+    let scratch = Scratch::new();
+    scratch.write("backoff.c", HELLO);
+    // A plain server listed with ,auth never answers the handshake, so the
+    // compile backs the host off.
+    let mut compile = scratch.distcc(&auth_host("PLAIN"));
+    compile.args(["gcc", "-c", "backoff.c"]).env("DISTCC_AUTH_TIMEOUT", "1");
+    let output = run(&mut compile);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let plain = plain_host("PLAIN");
+    let output = run(scratch.distcc(&plain).arg("--check-hosts"));
+    let report = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "a backed-off host that works is usable: {report}");
+    let verdicts = verdict_lines(&report);
+    assert!(verdicts[0].starts_with(&format!("{plain}: usable: compiled remotely, but compiles skip it for ")), "{}", verdicts[0]);
+    let block = host_block(&report, &plain);
+    assert!(block.contains("  backoff            backed off "), "{block}");
+    assert!(block.contains("after: server did not answer the authentication handshake"), "{block}");
+
+    let output = run(scratch.distcc(&plain).args(["--check-hosts", "--format", "json"]));
+    let report: Value = serde_json::from_str(&stdout(&output)).expect("valid JSON");
+    let backoff = &report["hosts"][0]["backoff"];
+    assert!(backoff["seconds_left"].as_u64().unwrap() > 0, "{backoff}");
+    assert!(backoff["reason"].as_str().unwrap().contains("handshake"), "{backoff}");
 }
