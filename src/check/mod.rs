@@ -217,12 +217,13 @@ fn run_checks(hosts: &[HostSpec], config: &Config, options: &CheckOptions, deadl
 }
 
 /// Opens the backoff records that compiles use, or returns `None` when the
-/// state directory cannot be used (compiles then have no backoff either).
+/// state directory cannot be used. Compiles then run locally, so that is
+/// reported as a warning.
 fn open_backoff(config: &Config) -> Option<Backoff> {
     match statedir::open(config) {
         Ok(dir) => Some(Backoff::new(&dir.lock, config.backoff_period)),
         Err(message) => {
-            log::debug!("not reading backoff records: {message}");
+            log::warn!("{message}; compiles run locally until it is fixed");
             None
         }
     }
