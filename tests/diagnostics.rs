@@ -438,7 +438,7 @@ fn check_hosts_covers_lzo_and_ssh_entries() {
 fn check_hosts_reports_backoff() {
     let scratch = Scratch::new();
     scratch.write("backoff.c", HELLO);
-    // A plain server listed with ,auth never answers the handshake, so the
+    // A plain server listed with ,auth never replies to the handshake, so the
     // compile backs the host off.
     let mut compile = scratch.distcc(&auth_host("PLAIN"));
     compile.args(["gcc", "-c", "backoff.c"]).env("DISTCC_AUTH_TIMEOUT", "1");
