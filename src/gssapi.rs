@@ -85,6 +85,7 @@ const CALLING_ERROR_MASK: u32 = 0xff00_0000;
 const C_INITIATE: c_int = 1;
 const C_GSS_CODE: c_int = 1;
 const C_MECH_CODE: c_int = 2;
+/// GSS_C_INDEFINITE: a lifetime without end, requested or reported.
 const C_INDEFINITE: OM_uint32 = 0xffff_ffff;
 
 type NameHandle = *mut c_void;
@@ -287,6 +288,12 @@ fn check(library: &'static Library, major: u32, minor: u32) -> Result<(), Error>
     }
 }
 
+/// Converts a GSS-API lifetime in seconds; GSS_C_INDEFINITE (`u32::MAX`)
+/// stays `u32::MAX` seconds, about 136 years.
+fn lifetime_duration(seconds: OM_uint32) -> Duration {
+    Duration::from_secs(u64::from(seconds))
+}
+
 /// Initiator credentials: the Kerberos tickets in the default credential cache.
 ///
 /// Credentials and contexts are never released, because the client makes at
@@ -322,8 +329,27 @@ impl Cred {
             )
         };
         check(library, major, minor).map_err(GssError::Call)?;
-        let lifetime = if lifetime == C_INDEFINITE { Duration::MAX } else { Duration::from_secs(u64::from(lifetime)) };
-        Ok((Cred { handle, library }, lifetime))
+        Ok((Cred { handle, library }, lifetime_duration(lifetime)))
+    }
+
+    /// Returns the remaining lifetime of the credentials; credentials that
+    /// never expire report `u32::MAX` seconds.
+    pub fn lifetime(&self) -> Result<Duration, Error> {
+        let mut minor = 0;
+        let mut lifetime: OM_uint32 = 0;
+        // SAFETY: the credential handle is valid; the unused outputs are null.
+        let major = unsafe {
+            (self.library.inquire_cred)(
+                &mut minor,
+                self.handle,
+                ptr::null_mut(),
+                &mut lifetime,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        check(self.library, major, minor)?;
+        Ok(lifetime_duration(lifetime))
     }
 
     /// Returns the client principal, e.g. `alice@EXAMPLE.COM`.
