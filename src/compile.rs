@@ -126,9 +126,9 @@ fn run_locally(local: &LocalCompile, reason: &str) -> i32 {
 
 /// Sets `_DISTCC_SAFEGUARD` for every child process, so that a compiler
 /// that runs distcc-rs again is detected. The variable is set in this
-/// process's own environment instead of on each `Command`, because a
-/// `Command` with one changed variable copies the whole environment into a
-/// map first: 20 to 180 thousand instructions per spawn, depending on the
+/// process's own environment instead of on each `Command`. A `Command` with
+/// one changed variable copies the whole environment into a map first,
+/// which cost 20 to 180 thousand instructions per spawn, depending on the
 /// size of the environment (callgrind, release build).
 fn mark_children(level: u32) {
     // SAFETY: this runs once, early in `run`, before the client starts any

@@ -3,10 +3,10 @@
 //!
 //! The library is not linked at build time. Loading and relocating it with
 //! its dependencies (libkrb5, libk5crypto, libcom_err, libkrb5support,
-//! libkeyutils, libresolv) cost every run about 0.5 million instructions,
-//! half of the client's instructions for a job on a host without `,auth`
-//! (callgrind, release build, one `-O2 -c` of Lua's lapi.c). Jobs that meet
-//! no `,auth` host never load it.
+//! libkeyutils, libresolv) cost every run about 0.5 million instructions.
+//! That was half of the client's instructions for a job on a host without
+//! `,auth` (callgrind, release build, one `-O2 -c` of Lua's lapi.c). Jobs
+//! that meet no `,auth` host never load it.
 //!
 //! Types and constants follow RFC 2744 (the GSS-API C bindings) and MIT's
 //! `<gssapi/gssapi.h>`; object identifiers are compared by value, so the
