@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::args::{self, Decision, RemoteJob};
+use crate::args::{self, Decision, Output, RemoteJob};
 use crate::auth::{self, Credentials};
 use crate::config::Config;
 use crate::exit;
@@ -56,22 +56,25 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         return local.exec();
     }
 
-    let job = match args::analyse(&invocation.args) {
+    let (family, cplusplus_driver) = args::detect_family(&invocation.compiler_name, &compiler);
+    let working_directory = args::working_directory();
+    let resolve_native = |options: &[OsString]| args::resolve_gcc_native(&compiler, options);
+    let toolchain = args::Toolchain { family, cplusplus_driver, working_directory: &working_directory, resolve_native: &resolve_native };
+    let job = match args::analyse(&invocation.args, &toolchain) {
         Decision::Local(reason) => {
             log::debug!("running locally: {reason}");
             return local.exec();
         }
         Decision::Remote(job) => job,
     };
-    if let Some(reason) = output_is_unsafe_to_replace(Path::new(&job.output)) {
-        log::debug!("running locally: {reason}");
-        return local.exec();
+    if let Output::File(path) = &job.output {
+        if let Some(reason) = output_needs_local_compile(Path::new(path)) {
+            log::debug!("running locally: {reason}");
+            return local.exec();
+        }
     }
-    log::debug!(
-        "distributable: compile {} to {}",
-        job.input.to_string_lossy(),
-        job.output.to_string_lossy()
-    );
+    log::debug!("distributable: compile {} to {}", job.input.to_string_lossy(), describe_output(&job.output));
+    log::debug!("server arguments: {}", display_argv(&job.server_args));
 
     let hosts = match load_hosts(config) {
         Ok(hosts) => hosts,
@@ -80,14 +83,38 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
     Distribution { job: &job, local: &local, hosts: &hosts, config }.run()
 }
 
-/// Writing the object by rename would replace a device such as `/dev/null`
-/// or a symbolic link instead of writing through it, as the compiler does.
-fn output_is_unsafe_to_replace(output: &Path) -> Option<String> {
+/// Returns why the output must be written by a local compile. Writing the
+/// object by rename would replace a device such as `/dev/null` or a symbolic
+/// link instead of writing through it, as the compiler does; and when the
+/// compiler could not write the output, it should say so itself.
+fn output_needs_local_compile(output: &Path) -> Option<String> {
     match std::fs::symlink_metadata(output) {
         Ok(meta) if !meta.file_type().is_file() => {
-            Some(format!("output '{}' exists and is not a regular file", output.display()))
+            return Some(format!("output '{}' exists and is not a regular file", output.display()));
         }
-        _ => None,
+        Ok(_) if !is_writable(output) => {
+            return Some(format!("output '{}' exists and is not writable", output.display()));
+        }
+        _ => {}
+    }
+    let directory = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !directory.is_dir() || !is_writable(directory) {
+        return Some(format!("the output's directory '{}' is missing or not writable", directory.display()));
+    }
+    None
+}
+
+fn is_writable(path: &Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+fn describe_output(output: &Output) -> String {
+    match output {
+        Output::File(path) => path.to_string_lossy().into_owned(),
+        Output::Stdout => "standard output".into(),
     }
 }
 
@@ -182,7 +209,8 @@ impl Distribution<'_> {
                     attempts.discard(self.config);
                     return code;
                 }
-                Ok(Outcome::RetryLocally) => {
+                Ok(Outcome::CompileLocally(reason)) => {
+                    log::debug!("compiling locally: {reason}");
                     attempts.discard(self.config);
                     return self.local.exec();
                 }
@@ -222,21 +250,20 @@ impl Distribution<'_> {
             remote::authenticate(&mut stream, host, credentials, self.config)?;
         }
         let preprocessed = match attempts.finish_preprocessor()? {
-            Ok(path) => path,
-            Err(code) => return Ok(Outcome::Done(code)),
+            Preprocessed::Ready(path) => path,
+            Preprocessed::CompileLocally(reason) => return Ok(Outcome::CompileLocally(reason)),
         };
 
         let argv = server_argv(&self.local.invocation.compiler_name, self.local.compiler, &self.job.server_args);
         let argv_bytes: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
         log::debug!("sending job to {}: {}", host.display_name(), display_argv(&argv));
         remote::send_request(&mut stream, host.protocol(), &argv_bytes, &preprocessed, self.config)?;
-        let reply = remote::receive_reply(
-            &mut stream,
-            host.protocol(),
-            Path::new(&self.job.output),
-            self.config,
-            false,
-        )?;
+        let receive_path = match &self.job.output {
+            Output::File(path) => PathBuf::from(path),
+            // The object goes to a temporary file first, as for a file output.
+            Output::Stdout => self.config.tmpdir.join("distcc-rs-stdout"),
+        };
+        let reply = remote::receive_reply(&mut stream, host.protocol(), &receive_path, self.config, false)?;
         self.handle_reply(host, reply)
     }
 
@@ -246,17 +273,20 @@ impl Distribution<'_> {
             return Err(Failure::host("compile", format!("compiler on the server was killed by {signal}"), 128 + libc::WTERMSIG(reply.status)));
         }
         let code = libc::WEXITSTATUS(reply.status);
+        if code == 0 && !reply.stderr.is_empty() && self.config.fallback {
+            // The server compiled preprocessed text without the source files,
+            // so its diagnostics lack the source lines and carets that the
+            // compiler prints here; a local compile prints them exactly.
+            return Ok(Outcome::CompileLocally(format!(
+                "the compile on {} printed diagnostics",
+                host.display_name()
+            )));
+        }
         if code == 0 {
             let Some(object) = reply.object else {
                 return Err(Failure::host("receive", "server reported success without an object file", exit::PROTOCOL_ERROR));
             };
-            remote::install_object(object, Path::new(&self.job.output)).map_err(|e| {
-                Failure::client(
-                    "write output",
-                    format!("cannot write '{}': {e}", Path::new(&self.job.output).display()),
-                    exit::IO_ERROR,
-                )
-            })?;
+            self.write_output(object)?;
             relay_output(&reply.stdout, &reply.stderr);
             log::debug!("compiled {} on {}", self.job.input.to_string_lossy(), host.display_name());
             return Ok(Outcome::Done(0));
@@ -275,11 +305,31 @@ impl Distribution<'_> {
         }
         // The server's diagnostics are dropped: the local compile prints its
         // own, with source lines that the server could not show.
-        log::debug!(
-            "compile failed on {} with exit code {code}; confirming with a local compile",
-            host.display_name()
-        );
-        Ok(Outcome::RetryLocally)
+        Ok(Outcome::CompileLocally(format!("the compile on {} failed with exit code {code}", host.display_name())))
+    }
+
+    /// Puts the received object or assembler file where the compiler would
+    /// have written it.
+    fn write_output(&self, object: tempfile::NamedTempFile) -> Result<(), Failure> {
+        match &self.job.output {
+            Output::File(path) => remote::install_object(object, Path::new(path)).map_err(|e| {
+                Failure::client(
+                    "write output",
+                    format!("cannot write '{}': {e}", Path::new(path).display()),
+                    exit::IO_ERROR,
+                )
+            }),
+            Output::Stdout => {
+                let mut file = object.reopen().map_err(|e| {
+                    Failure::client("write output", format!("cannot read the received output: {e}"), exit::IO_ERROR)
+                })?;
+                let mut stdout = std::io::stdout().lock();
+                std::io::copy(&mut file, &mut stdout).and_then(|_| stdout.flush()).map_err(|e| {
+                    Failure::client("write output", format!("cannot write to standard output: {e}"), exit::IO_ERROR)
+                })?;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -296,8 +346,18 @@ fn relay_output(stdout: &[u8], stderr: &[u8]) {
 enum Outcome {
     /// The job is finished with this exit code.
     Done(i32),
-    /// The server's compiler reported an error: compile locally to confirm it.
-    RetryLocally,
+    /// The compiler printed diagnostics, or failed, before or on the server:
+    /// compile locally, so that they appear exactly as a local compile
+    /// prints them. This blames no host.
+    CompileLocally(String),
+}
+
+/// The result of the local preprocessor run.
+enum Preprocessed {
+    /// The preprocessed source, ready to send.
+    Ready(PathBuf),
+    /// The preprocessor failed or printed diagnostics; the text says which.
+    CompileLocally(String),
 }
 
 impl Attempts {
@@ -336,7 +396,8 @@ impl Attempts {
             .args(&job.cpp_args)
             .env("_DISTCC_SAFEGUARD", (config.safeguard + 1).to_string())
             .stdin(Stdio::null())
-            .stdout(file);
+            .stdout(file)
+            .stderr(Stdio::piped());
         log::debug!("preprocessing: {} {}", local.compiler.display(), display_argv(&job.cpp_args));
         let child = command.spawn().map_err(|e| {
             Failure::client("preprocess", format!("cannot run {}: {e}", local.compiler.display()), exit::COMPILER_MISSING)
@@ -346,28 +407,29 @@ impl Attempts {
         Ok(())
     }
 
-    /// Waits for the preprocessor. The inner `Err` is its exit code when it
-    /// failed: the source is at fault, so the job ends with that code and its
-    /// diagnostics, which it already printed.
-    fn finish_preprocessor(&mut self) -> Result<Result<PathBuf, i32>, Failure> {
+    /// Waits for the preprocessor. Its diagnostics are not shown: when it
+    /// prints any, or fails, the job compiles locally and the compiler prints
+    /// them in order with its other diagnostics.
+    fn finish_preprocessor(&mut self) -> Result<Preprocessed, Failure> {
         match self.preprocessor.take() {
             Some(Preprocessor::Done(path)) => {
                 self.preprocessor = Some(Preprocessor::Done(path.clone()));
-                Ok(Ok(path))
+                Ok(Preprocessed::Ready(path))
             }
-            Some(Preprocessor::Running(mut child, path)) => {
-                let status = child
-                    .wait()
+            Some(Preprocessor::Running(child, path)) => {
+                let output = child
+                    .wait_with_output()
                     .map_err(|e| Failure::client("preprocess", format!("waiting for the preprocessor failed: {e}"), exit::IO_ERROR))?;
-                if status.success() {
-                    self.preprocessor = Some(Preprocessor::Done(path.clone()));
-                    Ok(Ok(path))
-                } else {
+                if !output.status.success() {
                     use std::os::unix::process::ExitStatusExt;
-                    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-                    log::debug!("preprocessor failed with exit code {code}");
-                    Ok(Err(code))
+                    let code = output.status.code().unwrap_or_else(|| 128 + output.status.signal().unwrap_or(0));
+                    return Ok(Preprocessed::CompileLocally(format!("the preprocessor failed with exit code {code}")));
                 }
+                if !output.stderr.is_empty() {
+                    return Ok(Preprocessed::CompileLocally("the preprocessor printed diagnostics".into()));
+                }
+                self.preprocessor = Some(Preprocessor::Done(path.clone()));
+                Ok(Preprocessed::Ready(path))
             }
             None => Err(Failure::client("preprocess", "preprocessor was not started", exit::DISTCC_FAILED)),
         }
