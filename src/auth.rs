@@ -2,7 +2,7 @@
 //! 3.4 expects it (its `--auth` mode).
 //!
 //! Right after the TCP connection is made, and before the distcc request:
-//! 1. the client sends `*` and the server answers `*`;
+//! 1. the client sends `*` and the server replies with `*`;
 //! 2. the client runs the GSS-API initiator (Kerberos 5), requesting mutual
 //!    authentication, replay and sequence detection; each context token goes
 //!    over the wire as a `TLEN` token header followed by the token bytes, in
@@ -40,7 +40,7 @@ const REQUIRED_FLAGS: CtxFlags = CtxFlags::GSS_C_MUTUAL_FLAG
     .union(CtxFlags::GSS_C_REPLAY_FLAG)
     .union(CtxFlags::GSS_C_SEQUENCE_FLAG);
 
-/// Why authentication failed.
+/// An authentication failure.
 #[derive(Debug)]
 pub enum AuthError {
     /// No usable credentials on the client: a problem of the client's, not the server's.
@@ -51,7 +51,7 @@ pub enum AuthError {
     Handshake(String),
     /// GSS-API reported an error while building the context.
     Gssapi(String),
-    /// The server answered `n`.
+    /// The server sent the verdict `n`.
     AccessDenied { principal: String },
     /// A read timed out after the `*` exchange.
     Timeout { waiting_for: &'static str, after: Duration },
@@ -150,9 +150,7 @@ pub fn choose_target(
 ) -> Target {
     let host = match named {
         Some(name) => name.to_string(),
-        None => peer
-            .and_then(|addr| reverse_lookup(addr.ip()))
-            .unwrap_or_else(|| entry_host.to_string()),
+        None => peer.and_then(|addr| peer_name(addr.ip())).unwrap_or_else(|| entry_host.to_string()),
     };
     match service {
         Some(service) => Target { name: format!("{service}@{host}"), host_based: true },
@@ -160,11 +158,18 @@ pub fn choose_target(
     }
 }
 
+/// Returns the canonical name of the peer: its reverse lookup, or
+/// `localhost` for a loopback address without one (some systems map only
+/// 127.0.0.1, not ::1, to a name in /etc/hosts).
+fn peer_name(ip: IpAddr) -> Option<String> {
+    reverse_lookup(ip).or_else(|| ip.is_loopback().then(|| "localhost".to_string()))
+}
+
 /// Looks up the canonical name of an IPv4 or IPv6 address.
 pub fn reverse_lookup(ip: IpAddr) -> Option<String> {
     let (storage, length) = socket_address(ip);
     let mut host = [0 as libc::c_char; 1025];
-    // SAFETY: `storage` holds a valid sockaddr of `length` bytes and `host` is
+    // SAFETY: `storage` contains a valid sockaddr of `length` bytes and `host` is
     // a writable buffer of the given size; getnameinfo NUL-terminates it.
     let rc = unsafe {
         libc::getnameinfo(
@@ -251,6 +256,26 @@ fn set_timeout(stream: &TcpStream, timeout: Duration) -> Result<(), AuthError> {
         .map_err(|e| AuthError::Handshake(format!("cannot set the handshake timeout: {e}")))
 }
 
+/// Asks the kernel to acknowledge the next segments at once. distccd writes
+/// a token's header and body in separate small writes without TCP_NODELAY,
+/// so its second write waits for our ACK; a delayed ACK (up to 40 ms on
+/// Linux) would stall each step of the handshake. Quick-ACK mode can end by
+/// itself, so it is set again before each read.
+fn quick_ack(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let enable: libc::c_int = 1;
+    // SAFETY: setsockopt with a valid socket and an int option value.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            &enable as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 fn is_timeout(error: &std::io::Error) -> bool {
     matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
@@ -260,6 +285,7 @@ fn exchange_stars(stream: &mut TcpStream, timeout: Duration) -> Result<(), AuthE
         .write_all(b"*")
         .map_err(|e| AuthError::Handshake(format!("sending the handshake failed: {e}")))?;
     let mut reply = [0u8; 1];
+    quick_ack(stream);
     match stream.read(&mut reply) {
         Ok(1) if reply[0] == b'*' => Ok(()),
         Ok(1) => Err(AuthError::Handshake(format!(
@@ -319,6 +345,7 @@ fn send_token(stream: &mut TcpStream, token: &[u8]) -> Result<(), AuthError> {
 }
 
 fn receive_token(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, AuthError> {
+    quick_ack(stream);
     let length = protocol::read_token(stream, "TLEN").map_err(|e| reply_error(e, "a context token", timeout))?;
     if length == 0 || length > MAX_TOKEN_BYTES {
         return Err(AuthError::Handshake(format!(
@@ -326,6 +353,7 @@ fn receive_token(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, A
         )));
     }
     let mut token = vec![0u8; length as usize];
+    quick_ack(stream);
     stream.read_exact(&mut token).map_err(|e| {
         if is_timeout(&e) {
             AuthError::Timeout { waiting_for: "a context token", after: timeout }
@@ -360,6 +388,7 @@ fn check_flags(context: &ClientCtx) -> Result<(), AuthError> {
 
 fn read_verdict(stream: &mut TcpStream, principal: &str, timeout: Duration) -> Result<(), AuthError> {
     let mut verdict = [0u8; 1];
+    quick_ack(stream);
     match stream.read(&mut verdict) {
         Ok(1) if verdict[0] == b'y' => Ok(()),
         Ok(1) if verdict[0] == b'n' => Err(AuthError::AccessDenied { principal: principal.to_string() }),
@@ -395,6 +424,12 @@ mod tests {
     fn target_falls_back_to_entry_name() {
         let target = choose_target(None, None, "build2", None);
         assert_eq!(target.name, "host/build2");
+    }
+
+    #[test]
+    fn loopback_peer_is_localhost() {
+        let peer = "[::1]:3632".parse().ok();
+        assert_eq!(choose_target(None, peer, "::1", None).name, "host/localhost");
     }
 
     #[test]

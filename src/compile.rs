@@ -17,7 +17,8 @@ use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
 use crate::invocation::{self, Invocation};
 use crate::remote::{self, Failure, Reply};
 
-/// Where the system-wide host list lives (Debian's distcc package uses it too).
+/// The system-wide host list, read when neither `DISTCC_HOSTS` nor
+/// `$DISTCC_DIR/hosts` exists (Debian's distcc package reads it too).
 pub const SYSTEM_HOSTS_FILE: &str = "/etc/distcc/hosts";
 
 /// Runs or distributes one compiler command and returns the exit code.
@@ -263,7 +264,7 @@ impl Distribution<'_> {
             // The object goes to a temporary file first, as for a file output.
             Output::Stdout => self.config.tmpdir.join("distcc-rs-stdout"),
         };
-        let reply = remote::receive_reply(&mut stream, host.protocol(), &receive_path, self.config, false)?;
+        let reply = remote::receive_reply(&mut stream, host.protocol(), &receive_path, self.config)?;
         self.handle_reply(host, reply)
     }
 
@@ -456,10 +457,10 @@ enum Preprocessor {
     Done(PathBuf),
 }
 
-/// The compiler name sent to the server. Stock distccd runs only compilers
+/// Builds the server's argument vector. Stock distccd runs only compilers
 /// that have a link in its masquerade directory (`/usr/lib/distcc`), named
-/// without a directory, so the name is sent as the user wrote it when it is
-/// bare, else by its file name.
+/// without a directory, so the compiler name is sent as the user wrote it
+/// when it is bare, else by its file name.
 fn server_argv(name: &OsStr, resolved: &Path, server_args: &[OsString]) -> Vec<OsString> {
     let program = if name.as_bytes().contains(&b'/') {
         resolved.file_name().map(OsString::from).unwrap_or_else(|| name.to_owned())

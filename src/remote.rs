@@ -18,7 +18,7 @@ use crate::protocol::{self, ReplyError};
 /// Requests up to this size go out in a single write, preprocessed source included.
 const SINGLE_WRITE_LIMIT: u64 = 4 * 1024 * 1024;
 
-/// Why a remote attempt failed, in plain words for the user.
+/// A failed remote attempt, described in plain words for the user.
 #[derive(Debug)]
 pub struct Failure {
     /// The step that failed: "connect", "authentication", "send", ...
@@ -41,7 +41,7 @@ impl Failure {
     }
 }
 
-/// What the server's compiler did.
+/// The server's reply: the compiler's status, output and object file.
 #[derive(Debug)]
 pub struct Reply {
     /// Wait status of the server's compiler (exit code << 8, or a signal number).
@@ -194,8 +194,23 @@ pub fn send_request(
     Ok(())
 }
 
+/// Added to messages about a server that closed the connection before it
+/// replied: stock distccd does that when it requires authentication, when
+/// the client's address is not allowed, or when it refuses the compiler.
+const CLOSED_HINT: &str =
+    "the server may require authentication (,auth), or refuse this client address or compiler";
+
+fn is_closed(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
+    )
+}
+
 fn io_failure(step: &'static str, doing: &str, error: io::Error, config: &Config) -> Failure {
-    if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+    if is_closed(&error) {
+        Failure::host(step, format!("{doing} failed: server closed the connection; {CLOSED_HINT}"), exit::IO_ERROR)
+    } else if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
         Failure::host(
             step,
             format!("{doing} timed out after {} (DISTCC_IO_TIMEOUT)", format_seconds(config.io_timeout)),
@@ -213,11 +228,10 @@ pub fn receive_reply(
     protocol_version: u32,
     output: &Path,
     config: &Config,
-    requires_auth: bool,
 ) -> Result<Reply, Failure> {
     let started = Instant::now();
     let mut reader = io::BufReader::with_capacity(64 * 1024, stream);
-    let version = protocol::read_token(&mut reader, "DONE").map_err(|e| reply_failure(e, config, requires_auth))?;
+    let version = protocol::read_token(&mut reader, "DONE").map_err(|e| reply_failure(e, config, true))?;
     if version != protocol_version {
         return Err(Failure::host(
             "receive",
@@ -260,7 +274,7 @@ fn reply_failure(error: ReplyError, config: &Config, first_read: bool) -> Failur
         ReplyError::Io { error, field } => io_failure("receive", &format!("waiting for {field}"), error, config),
         ReplyError::Truncated { .. } if first_read => Failure::host(
             "receive",
-            "server closed the connection without a reply; it may require authentication (,auth) or refuse this compiler or client address",
+            format!("server closed the connection without a reply; {CLOSED_HINT}"),
             exit::TRUNCATED,
         ),
         ReplyError::Truncated { .. } => Failure::host("receive", error.to_string(), exit::TRUNCATED),
