@@ -250,7 +250,7 @@ impl Distribution<'_> {
         if let Some(credentials) = credentials {
             remote::authenticate(&mut stream, host, credentials, self.config)?;
         }
-        let preprocessed = match attempts.finish_preprocessor()? {
+        let preprocessed = match attempts.finish_preprocessor(self.job)? {
             Preprocessed::Ready(path) => path,
             Preprocessed::CompileLocally(reason) => return Ok(Outcome::CompileLocally(reason)),
         };
@@ -300,7 +300,11 @@ impl Distribution<'_> {
             ));
         }
         if self.config.skip_local_retry || !self.config.fallback {
-            log::debug!("compile failed on {} with exit code {code}; reporting it (no local retry)", host.display_name());
+            log::debug!(
+                "compile of {} failed on {} with exit code {code}; reporting the server's diagnostics without a local retry",
+                self.job.input.to_string_lossy(),
+                host.display_name()
+            );
             relay_output(&reply.stdout, &reply.stderr);
             return Ok(Outcome::Done(code));
         }
@@ -411,7 +415,7 @@ impl Attempts {
     /// Waits for the preprocessor. Its diagnostics are not shown: when it
     /// prints any, or fails, the job compiles locally and the compiler prints
     /// them in order with its other diagnostics.
-    fn finish_preprocessor(&mut self) -> Result<Preprocessed, Failure> {
+    fn finish_preprocessor(&mut self, job: &RemoteJob) -> Result<Preprocessed, Failure> {
         match self.preprocessor.take() {
             Some(Preprocessor::Done(path)) => {
                 self.preprocessor = Some(Preprocessor::Done(path.clone()));
@@ -428,6 +432,14 @@ impl Attempts {
                 }
                 if !output.stderr.is_empty() {
                     return Ok(Preprocessed::CompileLocally("the preprocessor printed diagnostics".into()));
+                }
+                if job.server_expands_macros {
+                    let text = std::fs::read(&path).map_err(|e| {
+                        Failure::client("preprocess", format!("cannot read '{}': {e}", path.display()), exit::IO_ERROR)
+                    })?;
+                    if let Some(reason) = args::check_directives_only_output(&text, |file| std::fs::read(file).ok()) {
+                        return Ok(Preprocessed::CompileLocally(reason));
+                    }
                 }
                 self.preprocessor = Some(Preprocessor::Done(path.clone()));
                 Ok(Preprocessed::Ready(path))

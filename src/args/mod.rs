@@ -10,6 +10,7 @@
 //! that would make the compiler write other files, or read files only this
 //! machine has, make the job local.
 
+mod directives_only;
 mod language;
 mod native;
 mod response;
@@ -23,6 +24,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 pub use language::Language;
+pub use directives_only::check as check_directives_only_output;
 pub use native::resolve_gcc as resolve_gcc_native;
 pub use toolchain::{detect as detect_family, working_directory};
 use scan::{Token, TokenKind};
@@ -71,6 +73,10 @@ pub struct RemoteJob {
     pub cpp_args: Vec<OsString>,
     /// Arguments for the server (after the compiler name).
     pub server_args: Vec<OsString>,
+    /// True when the preprocessed text is gcc's directives-only output, in
+    /// which the server expands the macros; it must pass
+    /// [`check_directives_only_output`] before it is sent.
+    pub server_expands_macros: bool,
 }
 
 /// The outcome of the analysis.
@@ -126,9 +132,16 @@ struct Analysis<'a> {
     passes_dependency_option: bool,
     native_options: Vec<OsString>,
     debug_info: bool,
-    records_switches: bool,
+    /// gcc: -g records the switches in DW_AT_producer (the default);
+    /// -gno-record-gcc-switches turns that off.
+    producer_lists_switches: bool,
+    /// gcc -frecord-gcc-switches, or clang's -grecord-command-line and its
+    /// aliases: the object records the compiler's command line.
+    records_command_line: bool,
     no_working_directory: bool,
     sets_compilation_directory: bool,
+    /// A -fsanitize= option: the checks record source columns.
+    sanitizes: bool,
 }
 
 impl<'a> Analysis<'a> {
@@ -146,9 +159,11 @@ impl<'a> Analysis<'a> {
             passes_dependency_option: false,
             native_options: Vec::new(),
             debug_info: false,
-            records_switches: false,
+            producer_lists_switches: true,
+            records_command_line: false,
             no_working_directory: false,
             sets_compilation_directory: false,
+            sanitizes: false,
         };
         let mut language: Option<Language> = None;
         for (index, token) in tokens.iter().enumerate() {
@@ -215,6 +230,14 @@ impl<'a> Analysis<'a> {
                 ));
             }
             Language::Header => return Err(format!("{shown}: a header compiles to a precompiled header")),
+            Language::ObjectiveC
+            | Language::ObjectiveCxx
+            | Language::PreprocessedObjectiveC
+            | Language::PreprocessedObjectiveCxx => {
+                // The GNU Objective-C runtime data name the compiled file by
+                // its path, which on the server is a temporary file.
+                return Err(format!("{shown}: Objective-C objects record the path of the compiled file"));
+            }
             Language::Other => {
                 return Err(format!("{shown}: not a C, C++ or Objective-C source (a linker input or another language)"));
             }
@@ -232,17 +255,25 @@ impl<'a> Analysis<'a> {
         if let Some(enabled) = debug_level(word) {
             self.debug_info = enabled;
         }
+        let clang = self.toolchain.family == Family::Clang;
         match word {
-            b"-grecord-gcc-switches" | b"-frecord-gcc-switches" | b"-grecord-command-line" | b"-frecord-command-line" => {
-                self.records_switches = true
+            b"-grecord-gcc-switches" if !clang => self.producer_lists_switches = true,
+            b"-gno-record-gcc-switches" if !clang => self.producer_lists_switches = false,
+            b"-frecord-gcc-switches" => self.records_command_line = true,
+            b"-fno-record-gcc-switches" => self.records_command_line = false,
+            b"-grecord-gcc-switches" | b"-grecord-command-line" | b"-frecord-command-line" if clang => {
+                self.records_command_line = true
             }
-            b"-gno-record-gcc-switches" | b"-fno-record-gcc-switches" | b"-gno-record-command-line" => {
-                self.records_switches = false
+            b"-gno-record-gcc-switches" | b"-gno-record-command-line" | b"-fno-record-command-line" if clang => {
+                self.records_command_line = false
             }
             _ => {}
         }
         if word.starts_with(b"-fdebug-compilation-dir") || word.starts_with(b"-ffile-compilation-dir") {
             self.sets_compilation_directory = true;
+        }
+        if word.starts_with(b"-fsanitize=") {
+            self.sanitizes = true;
         }
     }
 
@@ -259,6 +290,16 @@ impl<'a> Analysis<'a> {
                     "{}: dependency generation only replaces the compile",
                     word.to_string_lossy()
                 ));
+            }
+            // clang's driver reads -Wp,-MD,FILE and -Wp,-MMD,FILE itself, as
+            // -MD -MF FILE, and then targets the output like -MD does.
+            let clang_driver_level = self.toolchain.family == Family::Clang
+                && word.as_bytes().starts_with(b"-Wp,")
+                && matches!(piece, b"-MD" | b"-MMD");
+            if clang_driver_level {
+                self.writes_dependencies = true;
+                self.names_dependency_file = true;
+                return Ok(());
             }
             self.passes_dependency_option = true;
         }
@@ -287,7 +328,12 @@ impl<'a> Analysis<'a> {
             Some(name) => Output::File(name.clone()),
             None => Output::File(implied_output(&input, action)),
         };
-        self.check_debug_info(language)?;
+        self.check_object_records(language)?;
+        if self.sanitizes && !self.uses_directives_only() && !language.is_preprocessed() {
+            // A fully expanded text puts tokens in other columns (clang also
+            // collapses white space), and sanitizer checks record columns.
+            return Err("-fsanitize= records source columns, which fully preprocessed text changes".into());
+        }
         let native_expansion = self.resolve_native()?;
         if self.writes_dependencies && self.passes_dependency_option {
             return Err("dependency options both for the driver and through -Wp or -Xpreprocessor".into());
@@ -295,7 +341,8 @@ impl<'a> Analysis<'a> {
 
         let preprocessed = language.preprocessed().expect("inputs are C-family sources");
         let cpp_args = if language.is_preprocessed() { Vec::new() } else { self.preprocessor_args(&output) };
-        let (server_args, server_input, server_output) = self.server_args(preprocessed, &input, action, &native_expansion);
+        let (server_args, server_input, server_output) =
+            self.server_args(preprocessed, language.is_preprocessed(), &input, action, &native_expansion);
         stock_server::check(&server_args, &server_input, &server_output)?;
 
         Ok(RemoteJob {
@@ -305,18 +352,29 @@ impl<'a> Analysis<'a> {
             input_is_preprocessed: language.is_preprocessed(),
             cpp_args,
             server_args,
+            server_expands_macros: self.uses_directives_only() && !language.is_preprocessed(),
         })
     }
 
-    /// Makes sure the debug information of a remote compile names the same
-    /// directories as a local one.
-    fn check_debug_info(&self, language: Language) -> Result<(), String> {
+    fn has_word(&self, word: &str) -> bool {
+        self.args.iter().any(|a| a == word)
+    }
+
+    /// True when gcc preprocesses with -fdirectives-only (see [`DIRECTIVES_ONLY`]).
+    fn uses_directives_only(&self) -> bool {
+        self.toolchain.family == Family::Gcc && !DROPS_PRAGMAS_IN_DIRECTIVES_ONLY.iter().any(|o| self.has_word(o))
+    }
+
+    /// Makes sure the names and directories an object records are those of
+    /// a local compile.
+    fn check_object_records(&self, language: Language) -> Result<(), String> {
+        if self.records_command_line {
+            // clang records its internal command line, which names the
+            // server's temporary files; gcc records the options of the
+            // compiler proper, which include -fdirectives-only.
+            return Err("the object would record the server's command line (-frecord-gcc-switches or -grecord-command-line)".into());
+        }
         if self.toolchain.family == Family::Clang {
-            if self.records_switches {
-                // clang records its internal command line, which names the
-                // server's temporary files.
-                return Err("-grecord-command-line: clang would record the server's command line".into());
-            }
             return Ok(());
         }
         if !self.debug_info {
@@ -345,8 +403,7 @@ impl<'a> Analysis<'a> {
         if self.toolchain.family == Family::Clang {
             return Err(format!("{shown}: clang resolves it only for its own compiles"));
         }
-        let records = self.records_switches || (self.debug_info && !self.disables_switch_recording());
-        if records {
+        if self.debug_info && self.producer_lists_switches {
             // The resolved options would be recorded in DW_AT_producer in the
             // order the server's driver sorts them, which differs from the
             // order of a local compile.
@@ -354,16 +411,6 @@ impl<'a> Analysis<'a> {
         }
         (self.toolchain.resolve_native)(&self.native_options)
             .map_err(|e| format!("{shown} could not be resolved on this machine: {e}"))
-    }
-
-    fn disables_switch_recording(&self) -> bool {
-        self.tokens
-            .iter()
-            .rev()
-            .filter(|t| matches!(t.kind, TokenKind::Unknown))
-            .map(|t| t.word(self.args).as_bytes())
-            .find(|w| matches!(*w, b"-grecord-gcc-switches" | b"-gno-record-gcc-switches"))
-            .is_some_and(|w| w == b"-gno-record-gcc-switches")
     }
 
     /// The preprocessor command: the user's words with `-c`/`-S` turned into
@@ -381,10 +428,13 @@ impl<'a> Analysis<'a> {
                 TokenKind::Unknown | TokenKind::Operand => result.extend_from_slice(token.words(self.args)),
             }
         }
-        if self.toolchain.family == Family::Gcc {
+        if self.uses_directives_only() {
+            if !self.has_word(DIRECTIVES_ONLY) {
+                result.push(OsString::from(DIRECTIVES_ONLY));
+            }
+        } else if self.toolchain.family == Family::Gcc {
             // gcc honours comments such as /* fall through */ for
-            // -Wimplicit-fallthrough; -C keeps them in the preprocessed text,
-            // and nothing else in it changes.
+            // -Wimplicit-fallthrough; -C keeps them in the expanded text.
             result.push(OsString::from("-C"));
         }
         if self.writes_dependencies && self.output.is_some() {
@@ -412,6 +462,7 @@ impl<'a> Analysis<'a> {
     fn server_args(
         &self,
         preprocessed: Language,
+        preprocessed_input: bool,
         input: &OsStr,
         action: Action,
         native_expansion: &[OsString],
@@ -432,6 +483,9 @@ impl<'a> Analysis<'a> {
                 }
                 _ => {}
             }
+        }
+        if self.uses_directives_only() && !self.has_word(DIRECTIVES_ONLY) && !preprocessed_input {
+            result.push(OsString::from(DIRECTIVES_ONLY));
         }
         if self.toolchain.family == Family::Clang {
             // Options that only concern preprocessing or linking are unused
@@ -458,6 +512,20 @@ impl<'a> Analysis<'a> {
         (result, server_input, server_output)
     }
 }
+
+/// How gcc preprocesses for the server: include files, conditionals and
+/// macro definitions are handled locally, and macros are expanded by the
+/// server. A fully expanded text would move every token after a longer
+/// expansion to another column, which changes the column numbers of the
+/// debug line table, of -fsanitize=undefined reports and of
+/// `__builtin_COLUMN`. The server needs the same option to read such text;
+/// gcc then lists it in DW_AT_producer when it records its switches (-g),
+/// the one difference from a local object.
+const DIRECTIVES_ONLY: &str = "-fdirectives-only";
+
+/// Options after which gcc 12 leaves `#pragma omp` or `#pragma acc` lines
+/// out of directives-only output; such compiles are preprocessed fully.
+const DROPS_PRAGMAS_IN_DIRECTIVES_ONLY: &[&str] = &["-fopenmp", "-fopenmp-simd", "-fopenacc"];
 
 /// The source name sent to the server. The server replaces it with the name
 /// of its temporary file, whose extension it derives from this name; the

@@ -194,7 +194,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     option("-finput-charset=", Joined, Preprocessor),
     option("-fworking-directory", Flag, Preprocessor),
     option("-fno-working-directory", Flag, Preprocessor),
-    option("-fmacro-prefix-map=", Joined, Preprocessor),
+    // gcc's server expands __FILE__, so it needs the map too.
+    option("-fmacro-prefix-map=", Joined, Compile),
     option("-fpch-preprocess", Flag, Preprocessor),
     option("-fpch-deps", Flag, Preprocessor),
     option("-ftrack-macro-expansion", Joined, Preprocessor),
@@ -252,6 +253,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     option("--serialize-diagnostics", EqualsOrSeparate, Local(SIDE_OUTPUT)),
     option("-frepo", Flag, Local(SIDE_OUTPUT)),
     option("-fopt-info", Joined, OptimizationReport),
+    option("-fverbose-asm", Flag, Local("annotates assembler output with source lines that the server cannot read")),
     // Dumps selected by letters (`-dr`, `-da`, ...); the letters that only
     // change assembler comments are sent.
     option("-d", Joined, Local(RTL_DUMP)),

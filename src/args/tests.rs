@@ -58,8 +58,8 @@ fn simple_compile_is_remote() {
     assert_eq!(job.input, "lapi.c");
     assert_eq!(job.output, Output::File("lapi.o".into()));
     assert_eq!(job.preprocessed_ext, "i");
-    assert_eq!(job.cpp_args, words("-O2 -E lapi.c -C"));
-    assert_eq!(job.server_args, words("-O2 -x cpp-output lapi.c -c -o distcc-output.o"));
+    assert_eq!(job.cpp_args, words("-O2 -E lapi.c -fdirectives-only"));
+    assert_eq!(job.server_args, words("-O2 -fdirectives-only -x cpp-output lapi.c -c -o distcc-output.o"));
 }
 
 #[test]
@@ -67,10 +67,10 @@ fn implied_output_is_basename() {
     let job = remote("-c src/x.cpp");
     assert_eq!(job.output, Output::File("x.o".into()));
     assert_eq!(job.preprocessed_ext, "ii");
-    assert_eq!(job.server_args, words("-x c++-cpp-output x.cpp -c -o distcc-output.o"));
+    assert_eq!(job.server_args, words("-fdirectives-only -x c++-cpp-output x.cpp -c -o distcc-output.o"));
     let job = remote("-S src/x.c");
     assert_eq!(job.output, Output::File("x.s".into()));
-    assert_eq!(job.server_args, words("-x cpp-output x.c -S -o distcc-output.s"));
+    assert_eq!(job.server_args, words("-fdirectives-only -x cpp-output x.c -S -o distcc-output.s"));
 }
 
 #[test]
@@ -83,26 +83,26 @@ fn assembly_to_stdout_is_remote() {
 #[test]
 fn preprocessor_options_stay_local() {
     let job = remote("-DX=1 -I inc -Iinc2 -include pre.h -MD -MP -c a.c -o obj/a.o");
-    assert_eq!(job.server_args, words("-x cpp-output a.c -c -o distcc-output.o"));
+    assert_eq!(job.server_args, words("-fdirectives-only -x cpp-output a.c -c -o distcc-output.o"));
     assert_eq!(
         job.cpp_args,
-        words("-DX=1 -I inc -Iinc2 -include pre.h -MD -MP -E a.c -C -MF obj/a.d -MQ obj/a.o")
+        words("-DX=1 -I inc -Iinc2 -include pre.h -MD -MP -E a.c -fdirectives-only -MF obj/a.d -MQ obj/a.o")
     );
 }
 
 #[test]
 fn dependency_file_follows_gcc() {
     let job = remote("-MMD -MF v.dep -c v.c -o v2.o");
-    assert_eq!(job.cpp_args, words("-MMD -MF v.dep -E v.c -C -MQ v2.o"));
+    assert_eq!(job.cpp_args, words("-MMD -MF v.dep -E v.c -fdirectives-only -MQ v2.o"));
     let job = remote("-MD -MT tgt -c v.c -o obj/v.o");
-    assert_eq!(job.cpp_args, words("-MD -MT tgt -E v.c -C -MF obj/v.d"));
+    assert_eq!(job.cpp_args, words("-MD -MT tgt -E v.c -fdirectives-only -MF obj/v.d"));
     let job = remote("-MD -c v.c");
-    assert_eq!(job.cpp_args, words("-MD -E v.c -C"));
+    assert_eq!(job.cpp_args, words("-MD -E v.c -fdirectives-only"));
     let job = remote("-Wp,-MD,dep.d -c v.c -o obj/v.o");
-    assert_eq!(job.cpp_args, words("-Wp,-MD,dep.d -E v.c -C"));
-    assert_eq!(job.server_args, words("-x cpp-output v.c -c -o distcc-output.o"));
+    assert_eq!(job.cpp_args, words("-Wp,-MD,dep.d -E v.c -fdirectives-only"));
+    assert_eq!(job.server_args, words("-fdirectives-only -x cpp-output v.c -c -o distcc-output.o"));
     let job = remote("-MD -S v.c -o -");
-    assert_eq!(job.cpp_args, words("-MD -E v.c -C -MF -.d -MQ -"));
+    assert_eq!(job.cpp_args, words("-MD -E v.c -fdirectives-only -MF -.d -MQ -"));
 }
 
 #[test]
@@ -115,17 +115,17 @@ fn mixed_dependency_styles_are_local() {
 #[test]
 fn language_option_becomes_preprocessed_language() {
     let job = remote("-x c++ -c a.c -o a.o");
-    assert_eq!(job.cpp_args, words("-x c++ -E a.c -C"));
-    assert_eq!(job.server_args, words("-x c++-cpp-output a.c -c -o distcc-output.o"));
+    assert_eq!(job.cpp_args, words("-x c++ -E a.c -fdirectives-only"));
+    assert_eq!(job.server_args, words("-fdirectives-only -x c++-cpp-output a.c -c -o distcc-output.o"));
     assert_eq!(job.preprocessed_ext, "ii");
     let job = remote("-xc -c d.txt -o d.o");
-    assert_eq!(job.server_args, words("-x cpp-output distcc-input.i -c -o distcc-output.o"));
+    assert_eq!(job.server_args, words("-fdirectives-only -x cpp-output distcc-input.i -c -o distcc-output.o"));
 }
 
 #[test]
 fn cplusplus_driver_sends_cxx() {
     let job = remote_with(&gxx(), "-c a.c");
-    assert_eq!(job.server_args, words("-x c++-cpp-output a.c -c -o distcc-output.o"));
+    assert_eq!(job.server_args, words("-fdirectives-only -x c++-cpp-output a.c -c -o distcc-output.o"));
     assert_eq!(job.preprocessed_ext, "ii");
 }
 
@@ -153,20 +153,23 @@ fn clang_gets_compilation_directory_with_debug_info() {
     let job = remote_with(&clang(), "-g -fdebug-compilation-dir=. -c a.c");
     assert_eq!(job.server_args.iter().filter(|w| w.to_string_lossy().contains("compilation-dir")).count(), 1);
     assert!(local_with(&clang(), "-g -grecord-command-line -c a.c").contains("record"));
+    assert!(local_with(&clang(), "-frecord-gcc-switches -c a.c").contains("record"));
+    assert!(local("-frecord-gcc-switches -c a.c").contains("record"));
+    remote("-g -grecord-gcc-switches -c a.c");
 }
 
 #[test]
 fn linker_options_only_reach_the_preprocessor() {
     let job = remote("-c a.c -lm -L/x -Wl,-z,now -pthread -o a.o");
-    assert_eq!(job.cpp_args, words("-E a.c -lm -L/x -Wl,-z,now -pthread -C"));
-    assert_eq!(job.server_args, words("-pthread -x cpp-output a.c -c -o distcc-output.o"));
+    assert_eq!(job.cpp_args, words("-E a.c -lm -L/x -Wl,-z,now -pthread -fdirectives-only"));
+    assert_eq!(job.server_args, words("-pthread -fdirectives-only -x cpp-output a.c -c -o distcc-output.o"));
 }
 
 #[test]
 fn unknown_options_reach_both_steps() {
     let job = remote("-fno-frobnicate -Wfancy -c a.c");
-    assert_eq!(job.cpp_args, words("-fno-frobnicate -Wfancy -E a.c -C"));
-    assert_eq!(job.server_args, words("-fno-frobnicate -Wfancy -x cpp-output a.c -c -o distcc-output.o"));
+    assert_eq!(job.cpp_args, words("-fno-frobnicate -Wfancy -E a.c -fdirectives-only"));
+    assert_eq!(job.server_args, words("-fno-frobnicate -Wfancy -fdirectives-only -x cpp-output a.c -c -o distcc-output.o"));
 }
 
 #[test]
@@ -212,6 +215,8 @@ fn local_cases() {
     assert!(local("-c a.c x.o").contains("x.o: not a C"));
     assert!(local("-c a.h").contains("precompiled header"));
     assert!(local("-c a.f90").contains("a.f90"));
+    assert!(local_with(&clang(), "-c a.m").contains("Objective-C"));
+    assert!(local_with(&clang(), "-x objective-c++ -c a.txt").contains("Objective-C"));
     assert!(local("-fsyntax-only -c a.c").contains("syntax"));
     assert!(local("-B/opt/bin -c a.c").contains("-B/opt/bin"));
     assert!(local("-specs=my.specs -c a.c").contains("-specs=my.specs"));
@@ -238,11 +243,11 @@ fn debug_info_with_working_directory_is_remote() {
 fn native_options_resolve_on_gcc() {
     let toolchain = Toolchain { resolve_native: &fake_native, ..gcc() };
     let job = remote_with(&toolchain, "-O2 -march=native -mno-avx2 -c a.c -o a.o");
-    assert_eq!(job.cpp_args, words("-O2 -march=native -mno-avx2 -E a.c -C"));
+    assert_eq!(job.cpp_args, words("-O2 -march=native -mno-avx2 -E a.c -fdirectives-only"));
     assert_eq!(
         job.server_args,
         words(
-            "-march=znver3 -mavx2 --param l1-cache-size=32 -mtune=znver3 -O2 -mno-avx2 -x cpp-output a.c -c -o distcc-output.o"
+            "-march=znver3 -mavx2 --param l1-cache-size=32 -mtune=znver3 -O2 -mno-avx2 -fdirectives-only -x cpp-output a.c -c -o distcc-output.o"
         )
     );
     let reason = local_with(&toolchain, "-O2 -g -march=native -c a.c");
@@ -269,7 +274,7 @@ fn response_files_are_expanded() {
     };
     assert_eq!(job.input, "sp ace/b c.c");
     assert_eq!(job.output, Output::File("sp ace/b c.o".into()));
-    assert_eq!(job.cpp_args, ["-O1", "-E", "sp ace/b c.c", "-C"]);
+    assert_eq!(job.cpp_args, ["-O1", "-E", "sp ace/b c.c", "-fdirectives-only"]);
     let missing = vec![OsString::from("@/nonexistent.rsp")];
     let Decision::Local(reason) = analyse(&missing, &gcc()) else {
         panic!("expected local");
@@ -292,4 +297,29 @@ fn source_names() {
     assert!(is_source_name(OsStr::new("a.S")));
     assert!(!is_source_name(OsStr::new("a.o")));
     assert!(!is_source_name(OsStr::new("a.h")));
+}
+
+#[test]
+fn gcc_server_expands_macros() {
+    assert!(remote("-c a.c").server_expands_macros);
+    assert!(!remote("-c a.i").server_expands_macros);
+    assert!(!remote_with(&clang(), "-c a.c").server_expands_macros);
+    let job = remote("-fdirectives-only -c a.c");
+    assert_eq!(job.cpp_args.iter().filter(|w| *w == "-fdirectives-only").count(), 1);
+    assert_eq!(job.server_args.iter().filter(|w| *w == "-fdirectives-only").count(), 1);
+}
+
+#[test]
+fn openmp_is_preprocessed_fully() {
+    let job = remote("-fopenmp -c a.c");
+    assert_eq!(job.cpp_args, words("-fopenmp -E a.c -C"));
+    assert_eq!(job.server_args, words("-fopenmp -x cpp-output a.c -c -o distcc-output.o"));
+    assert!(!job.server_expands_macros);
+}
+
+#[test]
+fn sanitizers_need_unexpanded_macros() {
+    remote("-fsanitize=undefined -c a.c");
+    assert!(local("-fopenmp -fsanitize=undefined -c a.c").contains("columns"));
+    assert!(local_with(&clang(), "-fsanitize=address -c a.c").contains("columns"));
 }
