@@ -274,7 +274,11 @@ impl Distribution<'_> {
             return Err(Failure::host("compile", format!("compiler on the server was killed by {signal}"), 128 + libc::WTERMSIG(reply.status)));
         }
         let code = libc::WEXITSTATUS(reply.status);
-        if code == 0 && !reply.stderr.is_empty() && self.config.fallback {
+        let warnings_match = self.job.server_warnings_match
+            && !mentions_distccd(&reply.stderr)
+            && !has_typographic_quotes(&reply.stderr)
+            && messages_in_c_locale();
+        if code == 0 && !reply.stderr.is_empty() && self.config.fallback && !warnings_match {
             // The server compiled preprocessed text without the source files,
             // so its diagnostics lack the source lines and carets that the
             // compiler prints here; a local compile prints them exactly.
@@ -336,6 +340,31 @@ impl Distribution<'_> {
             }
         }
     }
+}
+
+/// True when gcc here prints its messages untranslated and with ASCII
+/// quotes: its LC_MESSAGES and LC_CTYPE locales are C or POSIX. A server's
+/// gcc runs in distccd's locale, so its messages match only then (and only
+/// when they contain no typographic quotes, which gcc prints in UTF-8
+/// locales).
+fn messages_in_c_locale() -> bool {
+    let effective = |category: &str| {
+        ["LC_ALL", category, "LANG"]
+            .iter()
+            .find_map(|name| std::env::var_os(name).filter(|value| !value.is_empty()))
+            .unwrap_or_else(|| OsString::from("C"))
+    };
+    ["LC_MESSAGES", "LC_CTYPE"].iter().all(|category| matches!(effective(category).to_str(), Some("C" | "POSIX")))
+}
+
+fn has_typographic_quotes(text: &[u8]) -> bool {
+    text.windows(3).any(|w| w == "\u{2018}".as_bytes() || w == "\u{2019}".as_bytes())
+}
+
+/// True when distccd added messages of its own to the compiler's standard
+/// error (it logs warnings there as `distccd[PID] ...`).
+fn mentions_distccd(stderr: &[u8]) -> bool {
+    stderr.windows(8).any(|w| w == b"distccd[")
 }
 
 fn relay_output(stdout: &[u8], stderr: &[u8]) {

@@ -196,6 +196,9 @@ fn sources() -> Vec<(&'static str, Vec<u8>)> {
         ("ü/ñ.c", text(D_C)),
         ("src/x.c", text("#include \"../h.h\"\nconst char *where(void) { return __FILE__; }\nint line(void) { return __LINE__ + H_VALUE; }\n")),
         ("file.c", text("const char *f1 = __FILE__;\nint l = __LINE__;\n")),
+        ("whdr.h", text("static int helper(void) { return 1; }\n")),
+        ("whdr.c", text("#include \"whdr.h\"\nint main_value(void) { return 2; }\n")),
+        ("wmac.c", text("#define CHECK(x) if (x = 1) return 1\nint f(int v) { CHECK(v); return 0; }\n")),
         ("base.c", text("const char *base = __BASE_FILE__;\n")),
         ("msg.c", text("#pragma message(\"built with distcc-rs\")\nint m;\n")),
         ("rx.c", text("int old(void);\n#pragma redefine_extname old renamed\nint use(void) { return old(); }\nint after = __LINE__;\n")),
@@ -379,6 +382,19 @@ fn cases() -> Vec<Case> {
     }
     cases.push(Case::new("gcc", "-Wimplicit-fallthrough -Werror -c sw.c -o sw.o", Remote).check(no_backoff));
     cases.push(Case::new("gcc", "-O2 -fopenmp -c omp.c -o omp.o", Remote));
+    // Without source excerpts and in the C locale (the test bed's distccd
+    // runs in it), the server's warnings read as local ones.
+    for args in [
+        "-Wall -fno-diagnostics-show-caret -c warn.c -o warn.o",
+        "-Wall -fno-diagnostics-show-caret -c whdr.c -o whdr.o",
+        "-Wall -fno-diagnostics-show-caret -fdiagnostics-color=always -c whdr.c",
+        "-Wall -fno-diagnostics-show-caret -c wmac.c -o wmac.o",
+    ] {
+        cases.push(Case::new("gcc", args, Remote).env("LC_ALL", "C"));
+    }
+    cases.push(Case::new("gcc", "-Wall -c whdr.c -o whdr.o", Redone).env("LC_ALL", "C"));
+    cases.push(Case::new("gcc", "-Wall -fno-diagnostics-show-caret -c whdr.c -o whdr.o", Redone).env("LC_ALL", "C.UTF-8"));
+    cases.push(Case::new("gcc", "-Wall -fno-diagnostics-show-caret -c err.c -o err.o", Redone).env("LC_ALL", "C"));
     cases.push(Case::new("gcc", "-fsanitize=address -c a.c -o a.o", Remote));
     cases.push(Case::new("gcc", "-fsanitize=undefined -c ub.c -o ub.o", Remote));
     cases.push(Case::new("gcc", "-O1 -fsanitize=undefined -c ubmac.c -o ubmac.o", Remote));

@@ -77,6 +77,10 @@ pub struct RemoteJob {
     /// which the server expands the macros; it must pass
     /// [`check_directives_only_output`] before it is sent.
     pub server_expands_macros: bool,
+    /// True when the server's warnings read exactly as a local compile's:
+    /// gcc with directives-only text and without source excerpts
+    /// (-fno-diagnostics-show-caret), since excerpts need the source files.
+    pub server_warnings_match: bool,
 }
 
 /// The outcome of the analysis.
@@ -353,11 +357,21 @@ impl<'a> Analysis<'a> {
             cpp_args,
             server_args,
             server_expands_macros: self.uses_directives_only() && !language.is_preprocessed(),
+            server_warnings_match: self.uses_directives_only() && !language.is_preprocessed() && self.hides_source_excerpts(),
         })
     }
 
     fn has_word(&self, word: &str) -> bool {
         self.args.iter().any(|a| a == word)
+    }
+
+    /// True when the last of -f[no-]diagnostics-show-caret turns excerpts off.
+    fn hides_source_excerpts(&self) -> bool {
+        self.args
+            .iter()
+            .rev()
+            .find(|a| *a == "-fdiagnostics-show-caret" || *a == "-fno-diagnostics-show-caret")
+            .is_some_and(|a| a == "-fno-diagnostics-show-caret")
     }
 
     /// True when gcc preprocesses with -fdirectives-only (see [`DIRECTIVES_ONLY`]).

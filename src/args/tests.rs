@@ -323,3 +323,12 @@ fn sanitizers_need_unexpanded_macros() {
     assert!(local("-fopenmp -fsanitize=undefined -c a.c").contains("columns"));
     assert!(local_with(&clang(), "-fsanitize=address -c a.c").contains("columns"));
 }
+
+#[test]
+fn warnings_match_without_excerpts() {
+    assert!(!remote("-Wall -c a.c").server_warnings_match);
+    assert!(remote("-Wall -fno-diagnostics-show-caret -c a.c").server_warnings_match);
+    assert!(!remote("-fno-diagnostics-show-caret -fdiagnostics-show-caret -c a.c").server_warnings_match);
+    assert!(!remote_with(&clang(), "-fno-diagnostics-show-caret -c a.c").server_warnings_match);
+    assert!(!remote("-fopenmp -fno-diagnostics-show-caret -c a.c").server_warnings_match);
+}
