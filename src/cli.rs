@@ -39,7 +39,7 @@ fn command() -> Command {
             Arg::new("jobs")
                 .short('j')
                 .action(ArgAction::SetTrue)
-                .help("Print the total number of slots of the host list"),
+                .help("Print the total number of slots of the host list, localhost included and ,down entries excluded, for make -j"),
         )
         .arg(
             Arg::new("show-principal")
@@ -94,7 +94,8 @@ pub fn run_own_option(argv: &[OsString], config: &Config) -> Option<i32> {
 
 fn print_version() {
     println!("distcc-rs {}", env!("CARGO_PKG_VERSION"));
-    println!("  protocols: 1 (plain)");
+    println!("  protocols: 1 (plain), 2 (LZO-compressed, ,lzo hosts)");
+    println!("  transports: TCP over IPv4 and IPv6, ssh (DISTCC_SSH)");
     println!("  GSS-API (Kerberos 5) mutual authentication: built in");
     println!("  default port: {}", hosts::DEFAULT_PORT);
 }
@@ -113,7 +114,8 @@ fn show_hosts(config: &Config, slots_only: bool) -> i32 {
         }
     };
     if slots_only {
-        let total: u32 = list.hosts.iter().map(|h| h.limit).sum();
+        // Stock distcc 3.4 also counts ,down entries, which never take a job.
+        let total: u64 = list.hosts.iter().filter(|h| !h.down).map(|h| u64::from(h.limit)).sum();
         println!("{total}");
     } else {
         for host in &list.hosts {

@@ -16,6 +16,9 @@ use crate::exit;
 use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
 use crate::invocation::{self, Invocation};
 use crate::remote::{self, Failure, Reply};
+use crate::slots::{HeldSlot, HostChoice, LocalLimits, LocalPool, Slots};
+use crate::state::{Phase, Target};
+use crate::transport::Connection;
 
 /// The system-wide host list, read when neither `DISTCC_HOSTS` nor
 /// `$DISTCC_DIR/hosts` exists (Debian's distcc package reads it too).
@@ -41,47 +44,91 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         );
         return exit::RECURSION;
     }
-    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config };
+    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config, slots: None };
     if config.safeguard == 1 {
+        // The distcc-rs process that started this compiler has the slot.
         log::debug!("running locally: called from a compiler that distcc-rs started (_DISTCC_SAFEGUARD=1)");
         return local.exec();
     }
     for error in &config.errors {
         log::warn!("{error}");
     }
-    if !config.errors.is_empty() {
-        if !config.fallback {
-            log::error!("invalid settings and local fallback disabled by DISTCC_FALLBACK=0");
-            return exit::BAD_ARGUMENTS;
-        }
-        return local.exec();
+    if !config.errors.is_empty() && !config.fallback {
+        log::error!("invalid settings and local fallback disabled by DISTCC_FALLBACK=0");
+        return exit::BAD_ARGUMENTS;
     }
 
     let (family, cplusplus_driver) = args::detect_family(&invocation.compiler_name, &compiler);
     let working_directory = args::working_directory();
     let resolve_native = |options: &[OsString]| args::resolve_gcc_native(&compiler, options);
-    let toolchain = args::Toolchain { family, cplusplus_driver, working_directory: &working_directory, resolve_native: &resolve_native };
-    let job = match args::analyse(&invocation.args, &toolchain) {
-        Decision::Local(reason) => {
-            log::debug!("running locally: {reason}");
-            return local.exec();
-        }
+    let toolchain = args::Toolchain {
+        family,
+        cplusplus_driver,
+        working_directory: &working_directory,
+        resolve_native: &resolve_native,
+    };
+    let decision = if config.errors.is_empty() {
+        args::analyse(&invocation.args, &toolchain)
+    } else {
+        Decision::Local("invalid settings".into())
+    };
+    let job = match decision {
+        Decision::Local(reason) => return run_locally(&local, &reason),
         Decision::Remote(job) => job,
     };
     if let Output::File(path) = &job.output {
         if let Some(reason) = output_needs_local_compile(Path::new(path)) {
-            log::debug!("running locally: {reason}");
-            return local.exec();
+            return run_locally(&local, &reason);
         }
     }
     log::debug!("distributable: compile {} to {}", job.input.to_string_lossy(), describe_output(&job.output));
     log::debug!("server arguments: {}", display_argv(&job.server_args));
 
+    let slots = match Slots::open(config, &job.input.to_string_lossy()) {
+        Ok(slots) => slots,
+        Err(message) => {
+            if !config.fallback {
+                log::error!("{message}; local fallback disabled by DISTCC_FALLBACK=0");
+                return exit::IO_ERROR;
+            }
+            log::error!("{message}; compiling {} locally", job.input.to_string_lossy());
+            return local.exec();
+        }
+    };
+    let local = LocalCompile { slots: Some(&slots), ..local };
     let hosts = match load_hosts(config) {
         Ok(hosts) => hosts,
-        Err(message) => return local.fall_back(&job, &[message], exit::NO_HOSTS),
+        Err(message) => return local.fall_back(&job, &[message], exit::NO_HOSTS, LocalLimits::from_list(None)),
     };
-    Distribution { job: &job, local: &local, hosts: &hosts, config }.run()
+    let limits = LocalLimits::from_list(Some(&hosts));
+    Distribution { job: &job, local: &local, hosts: &hosts, config, slots: &slots, limits }.run()
+}
+
+/// Runs a job that is not distributed in a slot of this machine. The host
+/// list is read only for its `--localslots` and `--localslots_cpp`, and the
+/// state directory only for the slot, so problems with either are logged
+/// as debug messages: the compile does not need them.
+fn run_locally(local: &LocalCompile, reason: &str) -> i32 {
+    log::debug!("running locally: {reason}");
+    let args = &local.invocation.args;
+    let source = args.iter().find(|a| args::is_source_name(a)).map(|a| a.to_string_lossy().into_owned());
+    let slots = match Slots::open(local.config, source.as_deref().unwrap_or("")) {
+        Ok(slots) => slots,
+        Err(message) => {
+            log::debug!("{message}; running without a local slot");
+            return local.exec();
+        }
+    };
+    let limits = match load_hosts(local.config) {
+        Ok(list) => LocalLimits::from_list(Some(&list)),
+        Err(message) => {
+            log::debug!("{message}; using the default local slot counts");
+            LocalLimits::from_list(None)
+        }
+    };
+    // Preprocess-only jobs share the preprocessor pool, as in stock distcc.
+    let pool = if args.iter().any(|a| a == "-E") { LocalPool::Preprocess } else { LocalPool::Compile };
+    LocalCompile { slots: Some(&slots), ..*local }.exec_in_slot(pool, limits)
 }
 
 /// Returns why the output must be written by a local compile. Writing the
@@ -138,10 +185,13 @@ fn load_hosts(config: &Config) -> Result<HostList, String> {
 }
 
 /// Runs the compiler on this machine with the user's unchanged arguments.
+#[derive(Clone, Copy)]
 struct LocalCompile<'a> {
     compiler: &'a Path,
     invocation: &'a Invocation,
     config: &'a Config,
+    /// Slots of this machine; `None` when the state directory is unusable.
+    slots: Option<&'a Slots>,
 }
 
 impl LocalCompile<'_> {
@@ -153,6 +203,38 @@ impl LocalCompile<'_> {
         exit::COMPILER_MISSING
     }
 
+    /// Waits for a slot of `pool` and replaces this process with the
+    /// compiler, which keeps the slot until it exits.
+    fn exec_in_slot(&self, pool: LocalPool, limits: LocalLimits) -> i32 {
+        let Some(slots) = self.slots else {
+            return self.exec();
+        };
+        match slots.acquire_local(pool, limits) {
+            Ok(slot) => self.exec_holding(slots, slot),
+            Err(message) => {
+                log::warn!("{message}; compiling without a local slot");
+                self.exec()
+            }
+        }
+    }
+
+    /// Replaces this process with the compiler while `slot` stays held.
+    ///
+    /// A POSIX record lock survives `execve` when its descriptor is
+    /// inherited, so the compiler, which keeps this process id, holds the
+    /// slot until it exits. The monitor record stays too and shows the
+    /// compile: monitors skip it once the process is gone, and the next
+    /// distcc-rs job that writes a record deletes it.
+    fn exec_holding(&self, slots: &Slots, slot: HeldSlot) -> i32 {
+        if let Err(error) = slot.keep_across_exec() {
+            log::warn!("cannot keep the local slot for the compiler ({error}); other jobs may use it");
+        }
+        slots.monitor.note(Target::Local, Phase::Compile);
+        let code = self.exec();
+        drop(slot);
+        code
+    }
+
     fn command(&self) -> Command {
         let mut command = Command::new(self.compiler);
         command.args(&self.invocation.args);
@@ -162,7 +244,7 @@ impl LocalCompile<'_> {
 
     /// Reports why distribution failed and compiles locally, or fails with
     /// `code` when `DISTCC_FALLBACK=0`.
-    fn fall_back(&self, job: &RemoteJob, reasons: &[String], code: i32) -> i32 {
+    fn fall_back(&self, job: &RemoteJob, reasons: &[String], code: i32, limits: LocalLimits) -> i32 {
         let source = job.input.to_string_lossy();
         let reasons = reasons.join("; ");
         if !self.config.fallback {
@@ -170,7 +252,7 @@ impl LocalCompile<'_> {
             return code;
         }
         log::warn!("{source}: {reasons}; compiling locally");
-        self.exec()
+        self.exec_in_slot(LocalPool::Compile, limits)
     }
 }
 
@@ -179,6 +261,8 @@ struct Distribution<'a> {
     local: &'a LocalCompile<'a>,
     hosts: &'a HostList,
     config: &'a Config,
+    slots: &'a Slots,
+    limits: LocalLimits,
 }
 
 /// State shared by the attempts on successive hosts.
@@ -193,78 +277,103 @@ impl Distribution<'_> {
         let mut attempts = Attempts { temp_dir: None, preprocessor: None, credentials: None };
         let mut failures: Vec<String> = Vec::new();
         let mut last_code = exit::NO_HOSTS;
+        let mut choice = HostChoice::new(self.hosts);
 
-        for host in &self.hosts.hosts {
-            if host.down {
-                log::debug!("skipping {}: marked down", host.display_name());
-                continue;
-            }
+        loop {
+            let (index, slot) = match self.slots.acquire_host(&mut choice) {
+                Ok(Some(pick)) => pick,
+                Ok(None) => break,
+                Err(message) => {
+                    failures.push(message);
+                    break;
+                }
+            };
+            let host = choice.host(index);
             if host.transport == Transport::Local {
                 log::debug!("host list entry {} runs the job locally", host.verbatim);
                 attempts.discard(self.config);
-                return self.local.exec();
+                return self.local.exec_holding(self.slots, slot);
             }
             log::debug!("trying host {}", host.display_name());
             match self.attempt(host, &mut attempts) {
                 Ok(Outcome::Done(code)) => {
+                    self.slots.host_worked(host);
                     attempts.discard(self.config);
                     return code;
                 }
-                Ok(Outcome::CompileLocally(reason)) => {
+                Ok(Outcome::CompileLocally { reason, host_worked }) => {
                     log::debug!("compiling locally: {reason}");
+                    if host_worked {
+                        self.slots.host_worked(host);
+                    }
+                    drop(slot);
                     attempts.discard(self.config);
-                    return self.local.exec();
+                    return self.local.exec_in_slot(LocalPool::Compile, self.limits);
                 }
                 Err(failure) => {
                     log::debug!("{} failed at {}: {}", host.display_name(), failure.step, failure.message);
+                    if failure.host_fault {
+                        self.slots.host_failed(host, &failure.message);
+                    }
                     failures.push(format!("{}: {}", host.verbatim, failure.message));
                     last_code = failure.exit_code;
+                    choice.exclude(index);
+                    drop(slot);
+                    // A job must not wait for a host slot while it holds a
+                    // local one (stock distcc's lock order, which rules out
+                    // deadlocks), so the preprocessor finishes first.
+                    if let Some(reason) = attempts.settle_preprocessor(self.job) {
+                        log::debug!("compiling locally: {reason}");
+                        attempts.discard(self.config);
+                        return self.local.exec_in_slot(LocalPool::Compile, self.limits);
+                    }
                 }
             }
         }
         attempts.discard(self.config);
         if failures.is_empty() {
-            failures.push("no usable host in the host list".into());
+            failures.push("no usable host: every host is marked ,down or backed off after a failure".into());
         }
-        self.local.fall_back(self.job, &failures, last_code)
+        self.local.fall_back(self.job, &failures, last_code, self.limits)
     }
 
     fn attempt(&self, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {
-        if let Transport::Ssh { .. } = host.transport {
-            return Err(Failure::client("connect", "ssh hosts are not supported yet", exit::DISTCC_FAILED));
-        }
-        if host.protocol() != 1 {
-            return Err(Failure::client(
-                "connect",
-                format!("protocol {} (,lzo) is not supported yet", host.protocol()),
-                exit::DISTCC_FAILED,
-            ));
-        }
         if host.auth != Auth::None {
             attempts.credentials()?;
         }
-        attempts.start_preprocessor(self.job, self.local, self.config)?;
+        attempts.start_preprocessor(self.job, self.local, self.config, self.slots, self.limits)?;
         let credentials = if host.auth != Auth::None { Some(attempts.credentials()?) } else { None };
 
-        let mut stream = remote::connect(host, self.config)?;
-        if let Some(credentials) = credentials {
-            remote::authenticate(&mut stream, host, credentials, self.config)?;
-        }
+        self.slots.monitor.note(Target::Remote, Phase::Connect);
+        let mut connection = Connection::open(host, self.config)?;
+        let handshake = match credentials {
+            Some(credentials) => remote::authenticate(&mut connection, host, credentials, self.config),
+            None => Ok(()),
+        };
+        let result = handshake.and_then(|()| self.exchange(&mut connection, host, attempts));
+        connection.close(result)
+    }
+
+    /// Sends the job on an open, authenticated connection and handles the reply.
+    fn exchange(&self, connection: &mut Connection, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {
         let preprocessed = match attempts.finish_preprocessor(self.job)? {
             Preprocessed::Ready(path) => path,
-            Preprocessed::CompileLocally(reason) => return Ok(Outcome::CompileLocally(reason)),
+            Preprocessed::CompileLocally(reason) => return Ok(Outcome::CompileLocally { reason, host_worked: false }),
         };
 
+        let protocol = remote::protocol_for(host);
         let argv = server_argv(&self.local.invocation.compiler_name, self.local.compiler, &self.job.server_args);
         let argv_bytes: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
-        log::debug!("sending job to {}: {}", host.display_name(), display_argv(&argv));
-        remote::send_request(&mut stream, host.protocol(), &argv_bytes, &preprocessed, self.config)?;
+        log::debug!("sending job to {} with protocol {protocol}: {}", host.display_name(), display_argv(&argv));
+        self.slots.monitor.note(Target::Remote, Phase::Send);
+        remote::send_request(connection, protocol, &argv_bytes, &preprocessed, self.config)?;
+        self.slots.monitor.note(Target::Remote, Phase::Compile);
         let receive_path = match &self.job.output {
             Output::File(path) => PathBuf::from(path),
             // The object goes to a temporary file first, as for a file output.
             Output::Stdout => self.config.tmpdir.join("distcc-rs-stdout"),
         };
-        let reply = remote::receive_reply(&mut stream, host.protocol(), &receive_path, self.config)?;
+        let reply = remote::receive_reply(connection, protocol, &receive_path, self.config)?;
         self.handle_reply(host, reply)
     }
 
@@ -282,10 +391,10 @@ impl Distribution<'_> {
             // The server compiled preprocessed text without the source files,
             // so its diagnostics lack the source lines and carets that the
             // compiler prints here; a local compile prints them exactly.
-            return Ok(Outcome::CompileLocally(format!(
-                "the compile on {} printed diagnostics",
-                host.display_name()
-            )));
+            return Ok(Outcome::CompileLocally {
+                reason: format!("the compile on {} printed diagnostics", host.display_name()),
+                host_worked: true,
+            });
         }
         if code == 0 {
             let Some(object) = reply.object else {
@@ -314,7 +423,10 @@ impl Distribution<'_> {
         }
         // The server's diagnostics are dropped: the local compile prints its
         // own, with source lines that the server could not show.
-        Ok(Outcome::CompileLocally(format!("the compile on {} failed with exit code {code}", host.display_name())))
+        Ok(Outcome::CompileLocally {
+            reason: format!("the compile on {} failed with exit code {code}", host.display_name()),
+            host_worked: true,
+        })
     }
 
     /// Puts the received object or assembler file where the compiler would
@@ -382,8 +494,9 @@ enum Outcome {
     Done(i32),
     /// The compiler printed diagnostics, or failed, before or on the server:
     /// compile locally, so that they appear exactly as a local compile
-    /// prints them. This blames no host.
-    CompileLocally(String),
+    /// prints them. This blames no host; `host_worked` is true when the
+    /// host compiled the job.
+    CompileLocally { reason: String, host_worked: bool },
 }
 
 /// The result of the local preprocessor run.
@@ -403,7 +516,14 @@ impl Attempts {
         }
     }
 
-    fn start_preprocessor(&mut self, job: &RemoteJob, local: &LocalCompile, config: &Config) -> Result<(), Failure> {
+    fn start_preprocessor(
+        &mut self,
+        job: &RemoteJob,
+        local: &LocalCompile,
+        config: &Config,
+        slots: &Slots,
+        limits: LocalLimits,
+    ) -> Result<(), Failure> {
         if self.preprocessor.is_some() {
             return Ok(());
         }
@@ -411,6 +531,10 @@ impl Attempts {
             self.preprocessor = Some(Preprocessor::Done(PathBuf::from(&job.input)));
             return Ok(());
         }
+        let slot = slots
+            .acquire_local(LocalPool::Preprocess, limits)
+            .map_err(|message| Failure::client("preprocess", message, exit::IO_ERROR))?;
+        slots.monitor.note(Target::Local, Phase::Preprocess);
         let temp_dir = tempfile::Builder::new()
             .prefix("distcc-rs-")
             .tempdir_in(&config.tmpdir)
@@ -437,8 +561,24 @@ impl Attempts {
             Failure::client("preprocess", format!("cannot run {}: {e}", local.compiler.display()), exit::COMPILER_MISSING)
         })?;
         self.temp_dir = Some(temp_dir);
-        self.preprocessor = Some(Preprocessor::Running(child, path));
+        self.preprocessor = Some(Preprocessor::Running(child, path, slot));
         Ok(())
+    }
+
+    /// Waits for a running preprocessor, which frees its local slot.
+    /// Returns why the job must compile locally, when it must.
+    fn settle_preprocessor(&mut self, job: &RemoteJob) -> Option<String> {
+        if !matches!(self.preprocessor, Some(Preprocessor::Running(..))) {
+            return None;
+        }
+        match self.finish_preprocessor(job) {
+            Ok(Preprocessed::Ready(_)) => None,
+            Ok(Preprocessed::CompileLocally(reason)) => Some(reason),
+            Err(failure) => {
+                log::debug!("{}", failure.message);
+                None
+            }
+        }
     }
 
     /// Waits for the preprocessor. Its diagnostics are not shown: when it
@@ -450,7 +590,8 @@ impl Attempts {
                 self.preprocessor = Some(Preprocessor::Done(path.clone()));
                 Ok(Preprocessed::Ready(path))
             }
-            Some(Preprocessor::Running(child, path)) => {
+            // The local slot is freed when `_slot` goes out of scope here.
+            Some(Preprocessor::Running(child, path, _slot)) => {
                 let output = child
                     .wait_with_output()
                     .map_err(|e| Failure::client("preprocess", format!("waiting for the preprocessor failed: {e}"), exit::IO_ERROR))?;
@@ -480,21 +621,23 @@ impl Attempts {
     /// Stops a running preprocessor and removes temporary files (unless
     /// `DISTCC_SAVE_TEMPS=1`).
     fn discard(&mut self, config: &Config) {
-        if let Some(Preprocessor::Running(mut child, _)) = self.preprocessor.take() {
+        if let Some(Preprocessor::Running(mut child, _, _)) = self.preprocessor.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if let Some(dir) = self.temp_dir.take() {
-            if config.save_temps {
-                let kept = dir.keep();
-                log::warn!("kept temporary files in {} (DISTCC_SAVE_TEMPS=1)", kept.display());
-            }
+        // Taking the directory removes it when it is dropped, unless kept.
+        if let Some(dir) = self.temp_dir.take()
+            && config.save_temps
+        {
+            let kept = dir.keep();
+            log::warn!("kept temporary files in {} (DISTCC_SAVE_TEMPS=1)", kept.display());
         }
     }
 }
 
 enum Preprocessor {
-    Running(Child, PathBuf),
+    /// The child, its output file and the local slot it runs in.
+    Running(Child, PathBuf, HeldSlot),
     Done(PathBuf),
 }
 

@@ -27,7 +27,17 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "DISTCC_DIR",
         default: "$HOME/.distcc",
-        description: "State directory: hosts file, lock and backoff files, monitor state. Created when missing.",
+        description: "State directory: hosts file, lock and backoff files (lock/), monitor state (state/). Created with its parents when missing. When HOME is unset or $HOME/.distcc cannot be used, $TMPDIR/distcc-rs-UID is used instead.",
+    },
+    EnvVar {
+        name: "DISTCC_BACKOFF_PERIOD",
+        default: "60",
+        description: "Seconds (whole) that every client skips a host after it failed on the host's side (refused, timed out, protocol error). 0 disables backoff; a failed host is then still tried at most once per job.",
+    },
+    EnvVar {
+        name: "DISTCC_PAUSE_TIME_MSEC",
+        default: "1000",
+        description: "Milliseconds to wait before looking again when every slot is taken. 0 looks again after 1 ms.",
     },
     EnvVar {
         name: "DISTCC_VERBOSE",
@@ -57,12 +67,17 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "DISTCC_IO_TIMEOUT",
         default: "300",
-        description: "Seconds (decimals allowed) to wait for each read or write on a server connection; it bounds a silent remote compile.",
+        description: "Seconds (decimals allowed) to wait for each read or write on a server connection; it bounds a silent remote compile and, for ssh hosts, the ssh login.",
     },
     EnvVar {
         name: "DISTCC_AUTH_TIMEOUT",
         default: "5",
         description: "Seconds (decimals allowed) to wait for each step of the GSS-API handshake of an ,auth host: its '*', its tokens and its verdict.",
+    },
+    EnvVar {
+        name: "DISTCC_SSH",
+        default: "ssh",
+        description: "Command that reaches an ssh host ([USER@]HOST entries), split at blanks into a program and its first arguments; no shell is involved.",
     },
     EnvVar {
         name: "DISTCC_PRINCIPAL",
@@ -96,6 +111,11 @@ pub const ENV_VARS: &[EnvVar] = &[
 pub struct Config {
     pub hosts: Option<OsString>,
     pub distcc_dir: Option<PathBuf>,
+    /// True when `distcc_dir` comes from `DISTCC_DIR`, false when it is
+    /// derived from `HOME`.
+    pub distcc_dir_set: bool,
+    pub backoff_period: Duration,
+    pub pause_time: Duration,
     pub verbose: bool,
     pub log_file: Option<PathBuf>,
     pub fallback: bool,
@@ -104,6 +124,8 @@ pub struct Config {
     pub io_timeout: Duration,
     pub auth_timeout: Duration,
     pub principal: Option<String>,
+    /// `DISTCC_SSH` split at blanks: the program, then its first arguments.
+    pub ssh_command: Vec<String>,
     pub save_temps: bool,
     pub tmpdir: PathBuf,
     pub uncached_err_fd: Option<i32>,
@@ -125,9 +147,27 @@ impl Config {
         let text = |name: &str| lookup(name).map(|value| value.to_string_lossy().into_owned());
 
         let hosts = lookup("DISTCC_HOSTS");
-        let distcc_dir = non_empty_path(lookup("DISTCC_DIR")).or_else(|| {
+        let distcc_dir_env = non_empty_path(lookup("DISTCC_DIR"));
+        let distcc_dir_set = distcc_dir_env.is_some();
+        let distcc_dir = distcc_dir_env.or_else(|| {
             non_empty_path(lookup("HOME")).map(|home| home.join(".distcc"))
         });
+        let backoff_period = Duration::from_secs(parse_whole_number(
+            "DISTCC_BACKOFF_PERIOD",
+            text("DISTCC_BACKOFF_PERIOD"),
+            60,
+            MAX_BACKOFF_PERIOD_SECONDS,
+            "seconds",
+            &mut errors,
+        ));
+        let pause_time = Duration::from_millis(parse_whole_number(
+            "DISTCC_PAUSE_TIME_MSEC",
+            text("DISTCC_PAUSE_TIME_MSEC"),
+            1000,
+            MAX_PAUSE_TIME_MSEC,
+            "milliseconds",
+            &mut errors,
+        ));
         let verbose = parse_bool("DISTCC_VERBOSE", text("DISTCC_VERBOSE"), false, &mut errors);
         let log_file = non_empty_path(lookup("DISTCC_LOG"));
         let fallback = parse_bool("DISTCC_FALLBACK", text("DISTCC_FALLBACK"), true, &mut errors);
@@ -136,6 +176,7 @@ impl Config {
         let io_timeout = parse_seconds("DISTCC_IO_TIMEOUT", text("DISTCC_IO_TIMEOUT"), 300.0, &mut errors);
         let auth_timeout = parse_seconds("DISTCC_AUTH_TIMEOUT", text("DISTCC_AUTH_TIMEOUT"), 5.0, &mut errors);
         let principal = parse_principal(text("DISTCC_PRINCIPAL"), &mut errors);
+        let ssh_command = parse_ssh_command(lookup("DISTCC_SSH"), &mut errors);
         let save_temps = parse_bool("DISTCC_SAVE_TEMPS", text("DISTCC_SAVE_TEMPS"), false, &mut errors);
         let tmpdir = non_empty_path(lookup("TMPDIR")).unwrap_or_else(|| PathBuf::from("/tmp"));
         let uncached_err_fd = parse_fd(text("UNCACHED_ERR_FD"), &mut errors);
@@ -144,6 +185,9 @@ impl Config {
         Config {
             hosts,
             distcc_dir,
+            distcc_dir_set,
+            backoff_period,
+            pause_time,
             verbose,
             log_file,
             fallback,
@@ -152,6 +196,7 @@ impl Config {
             io_timeout,
             auth_timeout,
             principal,
+            ssh_command,
             save_temps,
             tmpdir,
             uncached_err_fd,
@@ -196,6 +241,38 @@ fn parse_seconds(name: &str, value: Option<String>, default: f64, errors: &mut V
     }
 }
 
+/// Largest accepted `DISTCC_BACKOFF_PERIOD`: one week.
+const MAX_BACKOFF_PERIOD_SECONDS: u64 = 7 * 86_400;
+
+/// Largest accepted `DISTCC_PAUSE_TIME_MSEC`: one minute.
+const MAX_PAUSE_TIME_MSEC: u64 = 60_000;
+
+/// Parses a whole number from 0 to `max`. Stock distcc reads these values
+/// with `atoi`, which turns "1.5" into 1 and "abc" into 0; here anything but
+/// plain digits is an error.
+fn parse_whole_number(
+    name: &str,
+    value: Option<String>,
+    default: u64,
+    max: u64,
+    unit: &str,
+    errors: &mut Vec<String>,
+) -> u64 {
+    let Some(raw) = value else {
+        return default;
+    };
+    let trimmed = raw.trim();
+    let parsed = if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        trimmed.parse::<u64>().ok().filter(|number| *number <= max)
+    } else {
+        None
+    };
+    parsed.unwrap_or_else(|| {
+        errors.push(format!("invalid {name}='{raw}': expected a whole number of {unit} from 0 to {max}"));
+        default
+    })
+}
+
 /// Parses `DISTCC_PRINCIPAL`, a GSS-API service name such as `distcc`.
 fn parse_principal(value: Option<String>, errors: &mut Vec<String>) -> Option<String> {
     let raw = value?;
@@ -211,6 +288,25 @@ fn parse_principal(value: Option<String>, errors: &mut Vec<String>) -> Option<St
         ));
         None
     }
+}
+
+/// Splits `DISTCC_SSH` at blanks, as stock distcc does. Words are not
+/// unquoted, so a program path cannot contain blanks.
+fn parse_ssh_command(value: Option<OsString>, errors: &mut Vec<String>) -> Vec<String> {
+    let default = vec!["ssh".to_string()];
+    let Some(raw) = value else {
+        return default;
+    };
+    let Some(text) = raw.to_str() else {
+        errors.push(format!("invalid DISTCC_SSH='{}': not valid UTF-8", raw.to_string_lossy()));
+        return default;
+    };
+    let words: Vec<String> = text.split_ascii_whitespace().map(str::to_string).collect();
+    if words.is_empty() {
+        errors.push(format!("invalid DISTCC_SSH='{text}': expected a command such as 'ssh' or 'ssh -o BatchMode=yes'"));
+        return default;
+    }
+    words
 }
 
 fn parse_fd(value: Option<String>, errors: &mut Vec<String>) -> Option<i32> {
@@ -302,10 +398,67 @@ mod tests {
     }
 
     #[test]
+    fn backoff_and_pause_defaults() {
+        let config = config_with(&[]);
+        assert_eq!(config.backoff_period, Duration::from_secs(60));
+        assert_eq!(config.pause_time, Duration::from_millis(1000));
+        assert!(!config.distcc_dir_set);
+    }
+
+    #[test]
+    fn backoff_and_pause_accept_zero() {
+        let config = config_with(&[("DISTCC_BACKOFF_PERIOD", "0"), ("DISTCC_PAUSE_TIME_MSEC", "0")]);
+        assert!(config.errors.is_empty(), "{:?}", config.errors);
+        assert_eq!(config.backoff_period, Duration::ZERO);
+        assert_eq!(config.pause_time, Duration::ZERO);
+    }
+
+    #[test]
+    fn backoff_and_pause_reject_bad_values() {
+        for (name, bad) in [
+            ("DISTCC_BACKOFF_PERIOD", "1.5"),
+            ("DISTCC_BACKOFF_PERIOD", "-1"),
+            ("DISTCC_BACKOFF_PERIOD", "soon"),
+            ("DISTCC_BACKOFF_PERIOD", ""),
+            ("DISTCC_BACKOFF_PERIOD", "604801"),
+            ("DISTCC_PAUSE_TIME_MSEC", "60001"),
+            ("DISTCC_PAUSE_TIME_MSEC", "99999999999999999999999"),
+        ] {
+            let config = config_with(&[(name, bad)]);
+            assert_eq!(config.errors.len(), 1, "{name}={bad:?}");
+            assert!(config.errors[0].contains(&format!("{name}='{bad}'")), "{}", config.errors[0]);
+        }
+        let config = config_with(&[("DISTCC_BACKOFF_PERIOD", "soon")]);
+        assert_eq!(config.backoff_period, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn distcc_dir_set_only_from_variable() {
+        assert!(config_with(&[("DISTCC_DIR", "/x")]).distcc_dir_set);
+        assert!(!config_with(&[("HOME", "/home/alice")]).distcc_dir_set);
+    }
+
+    #[test]
     fn safeguard_levels() {
         assert_eq!(config_with(&[]).safeguard, 0);
         assert_eq!(config_with(&[("_DISTCC_SAFEGUARD", "2")]).safeguard, 2);
         assert_eq!(config_with(&[("_DISTCC_SAFEGUARD", "x")]).safeguard, 1);
+    }
+
+    #[test]
+    fn ssh_command_split_at_blanks() {
+        assert_eq!(config_with(&[]).ssh_command, ["ssh"]);
+        let config = config_with(&[("DISTCC_SSH", "/opt/ssh  -o BatchMode=yes\t-x")]);
+        assert!(config.errors.is_empty());
+        assert_eq!(config.ssh_command, ["/opt/ssh", "-o", "BatchMode=yes", "-x"]);
+    }
+
+    #[test]
+    fn empty_ssh_command_is_reported() {
+        let config = config_with(&[("DISTCC_SSH", "  ")]);
+        assert_eq!(config.errors.len(), 1);
+        assert!(config.errors[0].contains("DISTCC_SSH='  '"), "{}", config.errors[0]);
+        assert_eq!(config.ssh_command, ["ssh"]);
     }
 
     #[test]

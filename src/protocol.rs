@@ -10,6 +10,8 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
+use crate::lzo::{self, LzoError};
+
 /// Largest compiler stderr or stdout accepted from a server. Real compilers
 /// stay far below; a larger claim is treated as a broken server.
 pub const MAX_MESSAGE_BYTES: u32 = 64 * 1024 * 1024;
@@ -31,6 +33,9 @@ pub enum ReplyError {
     OutOfRange { field: &'static str, value: u32, reason: String },
     /// Reading or writing failed, including timeouts.
     Io { field: &'static str, error: io::Error },
+    /// A protocol 2 payload is not a valid LZO1X block, or decompresses to
+    /// more than the field allows.
+    Decompression { field: &'static str, error: LzoError },
 }
 
 impl fmt::Display for ReplyError {
@@ -49,6 +54,7 @@ impl fmt::Display for ReplyError {
                 write!(f, "protocol error: {field} value {value:#x} is invalid: {reason}")
             }
             ReplyError::Io { field, error } => write!(f, "reading {field} failed: {error}"),
+            ReplyError::Decompression { field, error } => write!(f, "protocol error: {field}: {error}"),
         }
     }
 }
@@ -166,6 +172,43 @@ pub fn copy_payload(
     Ok(())
 }
 
+/// Reads a protocol 2 message token (`SERR`, `SOUT`): its payload is one
+/// LZO1X block, or nothing when the length is 0. The compressed length is
+/// checked before anything is read, and the output is bounded by `limit`.
+pub fn read_compressed_message(reader: &mut impl Read, name: &'static str, limit: u32) -> Result<Vec<u8>, ReplyError> {
+    let length = read_token(reader, name)?;
+    if length == 0 {
+        return Ok(Vec::new());
+    }
+    let max_compressed = lzo::max_compressed_len(limit as usize);
+    if length as usize > max_compressed {
+        return Err(ReplyError::OutOfRange {
+            field: name,
+            value: length,
+            reason: format!("longer than the limit of {max_compressed} compressed bytes"),
+        });
+    }
+    let mut message = Vec::new();
+    copy_compressed_payload(reader, &mut message, name, length, u64::from(limit))?;
+    Ok(message)
+}
+
+/// Decompresses the `length`-byte LZO1X payload of `name` from `reader` into
+/// `writer`, at most `limit` bytes, and returns the decompressed length.
+pub fn copy_compressed_payload(
+    reader: &mut impl Read,
+    writer: &mut impl Write,
+    name: &'static str,
+    length: u32,
+    limit: u64,
+) -> Result<u64, ReplyError> {
+    lzo::decompress(reader, u64::from(length), writer, limit).map_err(|error| match error {
+        LzoError::Io(error) if error.kind() == io::ErrorKind::UnexpectedEof => ReplyError::Truncated { field: name },
+        LzoError::Io(error) => ReplyError::Io { field: name, error },
+        other => ReplyError::Decompression { field: name, error: other },
+    })
+}
+
 /// Checks a `STAT` value: a wait status as `waitpid` produces it, either an
 /// exit code in bits 8-15 or a terminating signal in bits 0-6.
 pub fn check_wait_status(value: u32) -> Result<i32, ReplyError> {
@@ -237,6 +280,49 @@ mod tests {
         let mut exact = Vec::new();
         copy_payload(&mut &b"abcdef"[..], &mut exact, "DOTO", 4).unwrap();
         assert_eq!(exact, b"abcd");
+    }
+
+    #[test]
+    fn compressed_message_round_trip() {
+        let text = b"warning: unused variable 'x'\n".repeat(20);
+        let block = lzo::compress(&text);
+        let mut wire = Vec::new();
+        put_string(&mut wire, b"SERR", &block).unwrap();
+        assert_eq!(read_compressed_message(&mut &wire[..], "SERR", 1 << 20).unwrap(), text);
+    }
+
+    #[test]
+    fn empty_compressed_message_has_no_block() {
+        assert_eq!(read_compressed_message(&mut &b"SOUT00000000"[..], "SOUT", 10).unwrap(), b"");
+    }
+
+    #[test]
+    fn compressed_message_limits() {
+        // A claimed compressed length beyond what the limit allows is
+        // rejected before any payload is read.
+        let err = read_compressed_message(&mut &b"SERRffffffff"[..], "SERR", MAX_MESSAGE_BYTES).unwrap_err();
+        assert!(matches!(err, ReplyError::OutOfRange { field: "SERR", .. }), "{err}");
+
+        let block = lzo::compress(&[b'x'; 5000]);
+        let mut wire = Vec::new();
+        put_string(&mut wire, b"SOUT", &block).unwrap();
+        let err = read_compressed_message(&mut &wire[..], "SOUT", 4999).unwrap_err();
+        assert!(matches!(err, ReplyError::Decompression { field: "SOUT", .. }), "{err}");
+        assert!(err.to_string().contains("more than the limit of 4999 bytes"), "{err}");
+    }
+
+    #[test]
+    fn compressed_payload_truncated_or_garbage() {
+        let block = lzo::compress(b"object file contents, object file contents");
+        let err = copy_compressed_payload(&mut &block[..block.len() - 1], &mut Vec::new(), "DOTO", block.len() as u32, 100)
+            .unwrap_err();
+        assert!(matches!(err, ReplyError::Truncated { field: "DOTO" }), "{err}");
+
+        // One literal, then a match 9 bytes back.
+        let garbage = [0x12, b'a', 0x40, 0x01, 0x11, 0, 0];
+        let err = copy_compressed_payload(&mut &garbage[..], &mut Vec::new(), "DOTO", garbage.len() as u32, 1 << 20)
+            .unwrap_err();
+        assert!(matches!(err, ReplyError::Decompression { field: "DOTO", .. }), "{err}");
     }
 
     #[test]
