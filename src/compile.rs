@@ -76,10 +76,10 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         Decision::Local(reason) => return run_locally(&local, &reason),
         Decision::Remote(job) => job,
     };
-    if let Output::File(path) = &job.output {
-        if let Some(reason) = output_needs_local_compile(Path::new(path)) {
-            return run_locally(&local, &reason);
-        }
+    if let Output::File(path) = &job.output
+        && let Some(reason) = output_needs_local_compile(Path::new(path))
+    {
+        return run_locally(&local, &reason);
     }
     log::debug!("distributable: compile {} to {}", job.input.to_string_lossy(), describe_output(&job.output));
     log::debug!("server arguments: {}", display_argv(&job.server_args));
@@ -133,8 +133,8 @@ fn run_locally(local: &LocalCompile, reason: &str) -> i32 {
 
 /// Returns why the output must be written by a local compile. Writing the
 /// object by rename would replace a device such as `/dev/null` or a symbolic
-/// link instead of writing through it, as the compiler does; and when the
-/// compiler could not write the output, it should say so itself.
+/// link instead of writing through it, as the compiler does. When the
+/// compiler cannot write the output, it reports that itself.
 fn output_needs_local_compile(output: &Path) -> Option<String> {
     match std::fs::symlink_metadata(output) {
         Ok(meta) if !meta.file_type().is_file() => {
@@ -390,7 +390,7 @@ impl Distribution<'_> {
         if code == 0 && !reply.stderr.is_empty() && self.config.fallback && !warnings_match {
             // The server compiled preprocessed text without the source files,
             // so its diagnostics lack the source lines and carets that the
-            // compiler prints here; a local compile prints them exactly.
+            // compiler prints here. A local compile prints them exactly.
             return Ok(Outcome::CompileLocally {
                 reason: format!("the compile on {} printed diagnostics", host.display_name()),
                 host_worked: true,
@@ -503,7 +503,7 @@ enum Outcome {
 enum Preprocessed {
     /// The preprocessed source, ready to send.
     Ready(PathBuf),
-    /// The preprocessor failed or printed diagnostics; the text says which.
+    /// The preprocessor failed or printed diagnostics, for the reason given.
     CompileLocally(String),
 }
 

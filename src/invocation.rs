@@ -53,7 +53,9 @@ pub fn classify(argv: &[OsString]) -> Result<Invocation> {
         bail!("missing compiler command; usage: distcc-rs COMPILER [ARGS...] (see distcc-rs --help)");
     };
     let first_bytes = first.as_bytes();
+    // A response file (`@FILE`) contains compiler arguments, never the compiler.
     let implied = first_bytes.starts_with(b"-")
+        || first_bytes.starts_with(b"@")
         || args::is_source_name(first)
         || first_bytes.ends_with(b".o");
     if implied {
@@ -143,7 +145,7 @@ mod tests {
 
     #[test]
     fn implicit_compiler_for_option_or_source() {
-        for first in ["-c", "x.c", "y.cpp", "z.o"] {
+        for first in ["-c", "x.c", "y.cpp", "z.o", "@args.rsp"] {
             let inv = classify(&argv(&["distcc-rs", first])).unwrap();
             assert_eq!(inv.mode, Mode::Implicit, "{first}");
             assert_eq!(inv.compiler_name, "cc");

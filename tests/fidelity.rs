@@ -6,9 +6,9 @@
 //! Objects that clang builds with debug information are compared by their
 //! debug-info names and by their bytes without debug sections, because
 //! clang records MD5 sums of the source files only when it reads them
-//! itself. Each case also states where the job must run (remote, local, or
-//! remote and then again locally for the compiler's own diagnostics), read
-//! from distcc-rs's log; the table of results is printed at the end.
+//! itself. Each case also states where the job must run: remote, local, or
+//! remote and then again locally for the compiler's own diagnostics. That
+//! is read from distcc-rs's log, and the table of results is printed at the end.
 
 mod common;
 
@@ -80,7 +80,7 @@ impl Case {
         }
     }
 
-    /// A case whose words may contain spaces.
+    /// Builds a case whose words may contain spaces.
     fn words(compiler: &'static str, args: &[&str], expect: Where) -> Case {
         let mut case = Case::new(compiler, "", expect);
         case.args = args.iter().map(|a| a.to_string()).collect();
@@ -135,8 +135,8 @@ impl Case {
         format!("{prefix}{env}{} {}{host}", self.compiler, self.args.join(" "))
     }
 
-    /// How objects built with debug information are compared, when their
-    /// bytes differ.
+    /// Returns how objects built with debug information are compared when
+    /// their bytes differ.
     fn debug_comparison(&self) -> Option<DebugComparison> {
         let debug = self.args.iter().any(|a| a.starts_with("-g") && a != "-g0" && !a.contains("record"))
             && !self.args.iter().any(|a| a == "-g0");
@@ -167,6 +167,9 @@ enum DebugComparison {
     ExceptProducerSwitch,
 }
 
+/// Where a case ran and why, or what differs from the local compile.
+type CaseResult = Result<(Where, String), String>;
+
 /// What one run left behind.
 struct RunResult {
     output: Output,
@@ -181,7 +184,7 @@ const K_CC: &str = "#include <cstddef>\nnamespace { int hidden(int x) { return x
 const ASM: &str = "        .text\n        .globl asm_value\nasm_value:\n        movl $VALUE, %eax\n        ret\n        .section .note.GNU-stack,\"\",@progbits\n";
 const OBJC: &str = "__attribute__((objc_root_class))\n@interface Root\n- (int)value;\n@end\n@implementation Root\n- (int)value { return 7; }\n@end\nint om(void) { return 1; }\n";
 
-/// The sources every case directory starts with.
+/// Returns the sources every case directory starts with.
 fn sources() -> Vec<(&'static str, Vec<u8>)> {
     let text = |s: &str| s.as_bytes().to_vec();
     vec![
@@ -244,7 +247,7 @@ fn sources() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// The command lines of the suite.
+/// Returns the command lines of the suite.
 fn cases() -> Vec<Case> {
     use Where::*;
     let mut cases = Vec::new();
@@ -556,7 +559,7 @@ fn debug_names_of_d(dir: &Path, _: &RunResult) -> Result<(), String> {
     if !names.iter().any(|n| n == "DW_AT_name: d.c") {
         return Err(format!("no DW_AT_name d.c in {names:?}"));
     }
-    if !names.iter().any(|n| *n == expected_dir) {
+    if !names.contains(&expected_dir) {
         return Err(format!("no {expected_dir} in {names:?}"));
     }
     Ok(())
@@ -573,7 +576,7 @@ fn dwo_name_is_a_dwo(dir: &Path, _: &RunResult) -> Result<(), String> {
     Ok(())
 }
 
-/// The name and directory attributes of an object's debug information, in order.
+/// Reads the name and directory attributes of an object's debug information, in order.
 fn debug_names(object: &Path) -> Result<Vec<String>, String> {
     let output = Command::new("readelf")
         .arg("--debug-dump=info")
@@ -595,7 +598,7 @@ fn debug_names(object: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// An object without its debug sections.
+/// Returns the bytes of an object without its debug sections.
 fn stripped(object: &Path, scratch: &Path) -> Result<Vec<u8>, String> {
     let out = scratch.join(format!("stripped-{}", std::process::id()));
     let status = Command::new("objcopy")
@@ -721,6 +724,7 @@ impl Suite {
         std::fs::create_dir_all(&state).unwrap();
         let log = dir.with_extension("log");
         let args = Self::args_for(case, work);
+
         let mut command = match case.invoke {
             Invoke::Explicit => {
                 let mut command = self.base_command(&common::distcc_rs(), work, case, &state);
@@ -742,6 +746,7 @@ impl Suite {
             }
         };
         command.args(&args);
+
         command.env("DISTCC_HOSTS", if case.auth { &self.auth_host } else { &self.plain_host });
         command.env("DISTCC_DIR", &state);
         command.env("DISTCC_VERBOSE", "1");
@@ -751,6 +756,7 @@ impl Suite {
                 command.env(name, value);
             }
         }
+
         let output = run_with_stdin(command, case.stdin);
         RunResult { output, files: snapshot(dir), log: std::fs::read_to_string(&log).unwrap_or_default() }
     }
@@ -901,9 +907,9 @@ fn compare_file(
     Ok(())
 }
 
-/// A readelf dump of one kind of debug information, without the file name
-/// header and with offsets into string sections removed (they move when a
-/// string changes length).
+/// Returns a readelf dump of one kind of debug information, without the
+/// file name header and with offsets into string sections removed, because
+/// they move when a string changes length.
 fn debug_dump(object: &Path, kind: &str) -> Result<String, String> {
     let output = Command::new("readelf")
         .arg(format!("--debug-dump={kind}"))
@@ -981,7 +987,7 @@ fn compile_fidelity_table() {
     let suite = Suite::new();
 
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<(Where, String), String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, CaseResult)>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4);
     std::thread::scope(|scope| {
         for _ in 0..threads {

@@ -82,7 +82,7 @@ fn find_identifier(text: &[u8], names: &[&'static [u8]]) -> Option<&'static str>
     None
 }
 
-/// The file names of the line markers (`# 12 "name" flags`) in
+/// Returns the file names of the line markers (`# 12 "name" flags`) in
 /// preprocessed text, unescaped, without gcc's pseudo-files (`<built-in>`,
 /// `<command-line>`) and the working-directory marker (`"/dir//"`).
 fn marker_file_names(text: &[u8]) -> Vec<&[u8]> {

@@ -38,19 +38,23 @@ pub enum Family {
     Clang,
 }
 
-/// What the analysis needs to know about the compiler and the machine.
+/// Replaces machine-dependent options (`-march=native`) with the options
+/// they stand for on this machine, or explains why it cannot.
+pub type NativeResolver<'a> = dyn Fn(&[OsString]) -> Result<Vec<OsString>, String> + 'a;
+
+/// Facts about the compiler and the machine that the analysis needs.
 pub struct Toolchain<'a> {
     pub family: Family,
     /// True for `g++`, `clang++` and their kind, which compile `.c` files as C++.
     pub cplusplus_driver: bool,
-    /// The working directory as the compiler would name it (used for clang's
-    /// `DW_AT_comp_dir`, which the server must be told).
+    /// The working directory as the compiler would name it, which the server
+    /// must be given for clang's `DW_AT_comp_dir`.
     pub working_directory: &'a OsStr,
     /// Replaces `-march=native` and the like with what they mean on this machine.
-    pub resolve_native: &'a dyn Fn(&[OsString]) -> Result<Vec<OsString>, String>,
+    pub resolve_native: &'a NativeResolver<'a>,
 }
 
-/// Where the compile's main output goes.
+/// The destination of the compile's main output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     File(OsString),
@@ -86,7 +90,7 @@ pub struct RemoteJob {
 /// The outcome of the analysis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Run the compiler locally with the unchanged arguments; the text says why.
+    /// A local compile with the unchanged arguments, for the reason given.
     Local(String),
     Remote(RemoteJob),
 }
@@ -427,21 +431,13 @@ impl<'a> Analysis<'a> {
             .map_err(|e| format!("{shown} could not be resolved on this machine: {e}"))
     }
 
-    /// The preprocessor command: the user's words with `-c`/`-S` turned into
-    /// `-E` and `-o` removed, plus what makes the dependency file and the
-    /// preprocessed text match a local compile.
+    /// Builds the preprocessor command: the user's words with `-c`/`-S`
+    /// turned into `-E` and `-o` removed, plus what makes the dependency file
+    /// and the preprocessed text match a local compile.
     fn preprocessor_args(&self, output: &Output) -> Vec<OsString> {
+        // The added options go first: none of them depends on its position,
+        // and the user's words keep their order after them.
         let mut result = Vec::with_capacity(self.args.len() + 5);
-        for token in self.tokens {
-            match &token.kind {
-                TokenKind::Known { spec, .. } => match spec.class {
-                    Class::Action(_) => result.push(OsString::from("-E")),
-                    Class::Output => {}
-                    _ => result.extend_from_slice(token.words(self.args)),
-                },
-                TokenKind::Unknown | TokenKind::Operand => result.extend_from_slice(token.words(self.args)),
-            }
-        }
         if self.uses_directives_only() {
             if !self.has_word(DIRECTIVES_ONLY) {
                 result.push(OsString::from(DIRECTIVES_ONLY));
@@ -468,6 +464,17 @@ impl<'a> Analysis<'a> {
                 result.push(output_name);
             }
         }
+
+        for token in self.tokens {
+            match &token.kind {
+                TokenKind::Known { spec, .. } => match spec.class {
+                    Class::Action(_) => result.push(OsString::from("-E")),
+                    Class::Output => {}
+                    _ => result.extend_from_slice(token.words(self.args)),
+                },
+                TokenKind::Unknown | TokenKind::Operand => result.extend_from_slice(token.words(self.args)),
+            }
+        }
         result
     }
 
@@ -485,25 +492,25 @@ impl<'a> Analysis<'a> {
         // for the compiler proper, so that later -m options still win.
         let mut result: Vec<OsString> = native_expansion.to_vec();
         for token in self.tokens {
-            let TokenKind::Known { spec, .. } = &token.kind else {
-                if matches!(token.kind, TokenKind::Unknown) {
-                    result.extend_from_slice(token.words(self.args));
-                }
-                continue;
+            let sent = match &token.kind {
+                TokenKind::Unknown => true,
+                TokenKind::Operand => false,
+                TokenKind::Known { spec, .. } => matches!(
+                    spec.class,
+                    Class::Compile | Class::Assembler | Class::ClangFrontend | Class::OptimizationReport
+                ),
             };
-            match spec.class {
-                Class::Compile | Class::Assembler | Class::ClangFrontend | Class::OptimizationReport => {
-                    result.extend_from_slice(token.words(self.args))
-                }
-                _ => {}
+            if sent {
+                result.extend_from_slice(token.words(self.args));
             }
         }
         if self.uses_directives_only() && !self.has_word(DIRECTIVES_ONLY) && !preprocessed_input {
             result.push(OsString::from(DIRECTIVES_ONLY));
         }
+
         if self.toolchain.family == Family::Clang {
             // Options that only concern preprocessing or linking are unused
-            // for preprocessed input, and clang would say so on the server.
+            // for preprocessed input, and clang would warn about them there.
             result.push(OsString::from("-Qunused-arguments"));
             if self.debug_info && !self.sets_compilation_directory {
                 let mut option = OsString::from("-fdebug-compilation-dir=");
@@ -511,6 +518,7 @@ impl<'a> Analysis<'a> {
                 result.push(option);
             }
         }
+
         let server_input = server_input_name(input, preprocessed);
         let (action_word, output_name) = match action {
             Action::Object => ("-c", "distcc-output.o"),
@@ -532,22 +540,23 @@ impl<'a> Analysis<'a> {
 /// server. A fully expanded text would move every token after a longer
 /// expansion to another column, which changes the column numbers of the
 /// debug line table, of -fsanitize=undefined reports and of
-/// `__builtin_COLUMN`. The server needs the same option to read such text;
+/// `__builtin_COLUMN`. The server needs the same option to read such text.
 /// gcc then lists it in DW_AT_producer when it records its switches (-g),
-/// the one difference from a local object.
+/// which is the one difference from a local object.
 const DIRECTIVES_ONLY: &str = "-fdirectives-only";
 
 /// Options after which gcc 12 leaves `#pragma omp` or `#pragma acc` lines
 /// out of directives-only output; such compiles are preprocessed fully.
 const DROPS_PRAGMAS_IN_DIRECTIVES_ONLY: &[&str] = &["-fopenmp", "-fopenmp-simd", "-fopenacc"];
 
-/// The source name sent to the server. The server replaces it with the name
-/// of its temporary file, whose extension it derives from this name; the
-/// language is given explicitly with -x, so only the extension matters.
+/// Returns the source name sent to the server: the name as written, as
+/// stock distcc sends it (distccd logs it), unless distccd would not take
+/// it for a source. The server replaces it with the name of its temporary
+/// file and derives that file's extension from it. The language is given
+/// with -x, so only the extension matters.
 fn server_input_name(input: &OsStr, preprocessed: Language) -> OsString {
-    let base = Path::new(input).file_name().unwrap_or(input);
-    if language::is_stock_source_name(base) && !base.as_bytes().starts_with(b"-") {
-        return base.to_owned();
+    if language::is_stock_source_name(input) && !input.as_bytes().starts_with(b"-") {
+        return input.to_owned();
     }
     OsString::from(format!("distcc-input.{}", preprocessed.preprocessed_extension()))
 }
@@ -555,9 +564,7 @@ fn server_input_name(input: &OsStr, preprocessed: Language) -> OsString {
 /// Returns whether the word turns debug information on (`Some(true)`), off
 /// (`Some(false)`), or leaves it as it is (`None`).
 fn debug_level(word: &[u8]) -> Option<bool> {
-    let Some(rest) = word.strip_prefix(b"-g") else {
-        return None;
-    };
+    let rest = word.strip_prefix(b"-g")?;
     match rest {
         b"0" | b"gdb0" => Some(false),
         b"" | b"1" | b"2" | b"3" | b"gdb" | b"gdb1" | b"gdb2" | b"gdb3" | b"line-tables-only" | b"line-directives-only"
@@ -595,8 +602,8 @@ fn display_words(words: &[OsString]) -> String {
     words.iter().map(|w| w.to_string_lossy()).collect::<Vec<_>>().join(" ")
 }
 
-/// The output name gcc picks without `-o`: the source's base name with `.o`
-/// (or `.s` for `-S`), in the current directory.
+/// Returns the output name gcc picks without `-o`: the source's base name
+/// with `.o` (or `.s` for `-S`), in the current directory.
 fn implied_output(input: &OsStr, action: Action) -> OsString {
     let name = Path::new(input).file_name().unwrap_or(input);
     let extension = match action {

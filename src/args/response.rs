@@ -7,8 +7,8 @@
 //! working directory, not the including file. They differ on `""`: libiberty
 //! keeps an empty word, LLVM drops it. A file that does not exist is left as
 //! the literal word `@FILE`, which the compiler then reports as a missing
-//! input; that case, like every other read problem, is returned as an error
-//! here so that the job runs locally and the compiler prints its own message.
+//! input. That case and every other read problem are returned as errors
+//! here, so that the job runs locally and the compiler prints its own message.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};

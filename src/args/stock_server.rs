@@ -121,12 +121,10 @@ fn refused_option(word: &[u8], next: Option<&OsString>) -> Option<&'static str> 
     if word == b"-frepo" {
         return Some("writes .rpo files");
     }
-    if word.starts_with(b"-x") {
-        if let Some(next) = next {
-            let next = next.as_bytes();
-            if !ACCEPTED_LANGUAGE_PREFIXES.iter().any(|p| next.starts_with(p)) {
-                return Some("the word after an option starting with -x is not a language it accepts");
-            }
+    if let Some(next) = next.filter(|_| word.starts_with(b"-x")) {
+        let next = next.as_bytes();
+        if !ACCEPTED_LANGUAGE_PREFIXES.iter().any(|p| next.starts_with(p)) {
+            return Some("the word after an option starting with -x is not a language it accepts");
         }
     }
     if word.starts_with(b"-dr") {

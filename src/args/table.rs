@@ -7,7 +7,7 @@
 //! whole job must run locally. An option missing from the table is passed to
 //! both steps, as its effect is unknown.
 
-/// How an option's value is written on the command line.
+/// The way an option's value is written on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
     /// The word is exactly the name: `-c`.
@@ -44,7 +44,7 @@ pub enum Dependency {
     Modifier,
 }
 
-/// What an option means for a distributed compile.
+/// The meaning of an option for a distributed compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// Affects preprocessing only: given to the local preprocessor, not sent.
@@ -396,7 +396,7 @@ fn matches(spec: &OptionSpec, word: &[u8]) -> Option<bool> {
     }
 }
 
-/// The value of a matched option whose value is in the same word.
+/// Returns the value of a matched option whose value is in the same word.
 pub fn joined_value<'a>(spec: &OptionSpec, word: &'a [u8]) -> &'a [u8] {
     let rest = &word[spec.name.len()..];
     match spec.form {

@@ -29,7 +29,7 @@ pub fn detect(name: &OsStr, resolved: &Path) -> (Family, bool) {
     (family, cplusplus)
 }
 
-/// The working directory as LLVM's `current_path` reports it: `$PWD` when
+/// Returns the working directory as LLVM's `current_path` reports it: `$PWD` when
 /// it is absolute and names the same directory as `.` (so a path through a
 /// symbolic link is kept), else `getcwd`. gcc's `getpwd` follows the same
 /// rule, and gcc applies it itself while preprocessing.
