@@ -462,13 +462,14 @@ impl Distribution<'_> {
 /// when they contain no typographic quotes, which gcc prints in UTF-8
 /// locales).
 fn messages_in_c_locale() -> bool {
-    let effective = |category: &str| {
-        ["LC_ALL", category, "LANG"]
-            .iter()
-            .find_map(|name| std::env::var_os(name).filter(|value| !value.is_empty()))
-            .unwrap_or_else(|| OsString::from("C"))
+    let set = |value: Option<OsString>| value.filter(|v| !v.is_empty());
+    let all = set(std::env::var_os("LC_ALL"));
+    let lang = set(std::env::var_os("LANG"));
+    let effective = |category: Option<OsString>| {
+        all.clone().or(set(category)).or(lang.clone()).unwrap_or_else(|| OsString::from("C"))
     };
-    ["LC_MESSAGES", "LC_CTYPE"].iter().all(|category| matches!(effective(category).to_str(), Some("C" | "POSIX")))
+    let is_c = |locale: OsString| matches!(locale.to_str(), Some("C" | "POSIX"));
+    is_c(effective(std::env::var_os("LC_MESSAGES"))) && is_c(effective(std::env::var_os("LC_CTYPE")))
 }
 
 fn has_typographic_quotes(text: &[u8]) -> bool {

@@ -388,8 +388,8 @@ impl<'a> Analysis<'a> {
     fn check_object_records(&self, language: Language) -> Result<(), String> {
         if self.records_command_line {
             // clang records its internal command line, which names the
-            // server's temporary files; gcc records the options of the
-            // compiler proper, which include -fdirectives-only.
+            // server's temporary files. gcc records the options of the
+            // compiler proper, which usually include -fdirectives-only.
             return Err("the object would record the server's command line (-frecord-gcc-switches or -grecord-command-line)".into());
         }
         if self.toolchain.family == Family::Clang {
