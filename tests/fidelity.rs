@@ -423,6 +423,7 @@ fn cases() -> Vec<Case> {
     cases.push(Case::new("gcc", "-MMD -MF obj/v.d -c v.c -o obj/v.o", Remote).check(target_of_v_d));
     cases.push(Case::new("gcc", "-MMD -MF v.dep -c v.c -o v2.o", Remote).check(target_of_v_dep));
     cases.push(Case::new("gcc", "-g -x c -c d.c -o d.o", Remote).check(debug_names_of_d));
+    cases.push(Case::new("gcc", "-g -x c++ -c d.c -o d.o", Remote).check(debug_names_of_d));
     cases.push(Case::new("gcc", "-g -gsplit-dwarf -c a.c -o a.o", Local).check(dwo_name_is_a_dwo));
     cases.push(
         Case::new("gcc", "-g -gsplit-dwarf -c a.c -o a.o", Local).invoke(Invoke::Ccache).check(dwo_name_is_a_dwo),
