@@ -304,6 +304,7 @@ fn cases() -> Vec<Case> {
             "-MMD -c src/x.c -o obj/x.o",
             "-Wp,-MD,wp.d -c c.c -o obj/c.o",
             "-Wp,-MMD,wp.d -MT foo -c c.c -o c.o",
+            "-Wp,-DNAME=3 -imacros cfg.h -I inc -c cfgmain.c -o cfgmain.o",
         ] {
             cases.push(Case::new(compiler, args, Remote));
         }
@@ -385,6 +386,8 @@ fn cases() -> Vec<Case> {
     }
     cases.push(Case::new("gcc", "-Wimplicit-fallthrough -Werror -c sw.c -o sw.o", Remote).check(no_backoff));
     cases.push(Case::new("gcc", "-O2 -fopenmp -c omp.c -o omp.o", Remote));
+    cases.push(Case::new("gcc", "-Wp,-MD,wp.d,-MT,tgt,-MP -c c.c -o obj/c.o", Remote));
+    cases.push(Case::new("clang", "-Wp,-MD,wp.d,-MT,tgt,-MP -c c.c -o obj/c.o", Local));
     // Without source excerpts and in the C locale (the test bed's distccd
     // runs in it), the server's warnings read as local ones.
     for args in [
@@ -444,6 +447,8 @@ fn cases() -> Vec<Case> {
     ] {
         cases.push(Case::new("gcc", args, Local));
     }
+    // A precompiled header differs in a few bytes between two local builds.
+    cases.push(Case::new("gcc", "-x c-header -c h.h -o h.gch", Local).nondeterministic());
 
     // clang-only command lines.
     for args in [

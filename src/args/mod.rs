@@ -289,7 +289,24 @@ impl<'a> Analysis<'a> {
     /// `-Xpreprocessor`). Dependency options there are applied by the
     /// preprocessor as written, the same in a compile and in a `-E` run.
     fn note_preprocessor_options(&mut self, word: &OsStr, value: &OsStr) -> Result<(), String> {
-        for piece in value.as_bytes().split(|&b| b == b',') {
+        let pieces: Vec<&[u8]> = value.as_bytes().split(|&b| b == b',').collect();
+        let clang_wp = self.toolchain.family == Family::Clang && word.as_bytes().starts_with(b"-Wp,");
+        if clang_wp && pieces.iter().any(|p| p.starts_with(b"-M")) {
+            // clang's driver reads exactly -Wp,-MD,FILE and -Wp,-MMD,FILE
+            // itself, as -MD -MF FILE, and then targets the output like -MD
+            // does. Other dependency options in -Wp it treats in ways that
+            // differ between a compile and a -E run.
+            if pieces.len() == 2 && matches!(pieces[0], b"-MD" | b"-MMD") {
+                self.writes_dependencies = true;
+                self.names_dependency_file = true;
+                return Ok(());
+            }
+            return Err(format!(
+                "{}: clang handles dependency options in -Wp differently when it only preprocesses",
+                word.to_string_lossy()
+            ));
+        }
+        for piece in pieces {
             if !piece.starts_with(b"-M") {
                 continue;
             }
@@ -298,16 +315,6 @@ impl<'a> Analysis<'a> {
                     "{}: dependency generation only replaces the compile",
                     word.to_string_lossy()
                 ));
-            }
-            // clang's driver reads -Wp,-MD,FILE and -Wp,-MMD,FILE itself, as
-            // -MD -MF FILE, and then targets the output like -MD does.
-            let clang_driver_level = self.toolchain.family == Family::Clang
-                && word.as_bytes().starts_with(b"-Wp,")
-                && matches!(piece, b"-MD" | b"-MMD");
-            if clang_driver_level {
-                self.writes_dependencies = true;
-                self.names_dependency_file = true;
-                return Ok(());
             }
             self.passes_dependency_option = true;
         }

@@ -332,3 +332,11 @@ fn warnings_match_without_excerpts() {
     assert!(!remote_with(&clang(), "-fno-diagnostics-show-caret -c a.c").server_warnings_match);
     assert!(!remote("-fopenmp -fno-diagnostics-show-caret -c a.c").server_warnings_match);
 }
+
+#[test]
+fn clang_reads_wp_dependency_file_itself() {
+    let job = remote_with(&clang(), "-Wp,-MD,wp.d -c c.c -o obj/c.o");
+    assert_eq!(job.cpp_args, words("-MQ obj/c.o -Wp,-MD,wp.d -E c.c"));
+    let reason = local_with(&clang(), "-Wp,-MD,wp.d,-MT,tgt -c c.c -o obj/c.o");
+    assert!(reason.contains("-Wp"), "{reason}");
+}
