@@ -196,11 +196,30 @@ pub fn choose_target(
     })
 }
 
-/// Returns the canonical name of the peer: its reverse lookup, or
-/// `localhost` for a loopback address without one (some systems map only
-/// 127.0.0.1, not ::1, to a name in /etc/hosts).
+/// Returns the canonical name of the peer. A loopback address is looked up
+/// in /etc/hosts only, never in DNS (a PTR query for ::1 would leave the
+/// machine), and is `localhost` when the file does not name it: some systems
+/// map 127.0.0.1 but not ::1. Other addresses use the system's reverse lookup.
 fn peer_name(ip: IpAddr) -> Option<String> {
-    reverse_lookup(ip).or_else(|| ip.is_loopback().then(|| "localhost".to_string()))
+    if ip.is_loopback() {
+        let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        return Some(name_in_hosts_file(&hosts, ip).unwrap_or_else(|| "localhost".to_string()));
+    }
+    reverse_lookup(ip)
+}
+
+/// Returns the first name that a hosts file gives `ip`, as the system's
+/// resolver does.
+fn name_in_hosts_file(text: &str, ip: IpAddr) -> Option<String> {
+    text.lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.next()?.parse::<IpAddr>().ok()?;
+            let name = fields.next()?;
+            (address == ip).then(|| name.to_string())
+        })
+        .next()
 }
 
 /// Looks up the canonical name of an IPv4 or IPv6 address.
@@ -459,6 +478,14 @@ mod tests {
     fn loopback_peer_is_localhost() {
         let peer = "[::1]:3632".parse().ok();
         assert_eq!(choose_target(None, peer, "::1", None).unwrap().name, "host/localhost");
+    }
+
+    #[test]
+    fn hosts_file_gives_first_name() {
+        let text = "# comment\n127.0.0.1\tlocalhost\n::1 ip6-localhost ip6-loopback # v6\n";
+        assert_eq!(name_in_hosts_file(text, "::1".parse().unwrap()).as_deref(), Some("ip6-localhost"));
+        assert_eq!(name_in_hosts_file(text, "127.0.0.1".parse().unwrap()).as_deref(), Some("localhost"));
+        assert_eq!(name_in_hosts_file(text, "127.0.0.2".parse().unwrap()), None);
     }
 
     #[test]
