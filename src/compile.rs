@@ -77,7 +77,7 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         Decision::Remote(job) => job,
     };
     if let Output::File(path) = &job.output
-        && let Some(reason) = output_needs_local_compile(Path::new(path))
+        && let Some(reason) = output_needs_local_compile(Path::new(path), Path::new(&job.input))
     {
         return run_locally(&local, &reason);
     }
@@ -134,8 +134,12 @@ fn run_locally(local: &LocalCompile, reason: &str) -> i32 {
 /// Returns why the output must be written by a local compile. Writing the
 /// object by rename would replace a device such as `/dev/null` or a symbolic
 /// link instead of writing through it, as the compiler does. When the
-/// compiler cannot write the output, it reports that itself.
-fn output_needs_local_compile(output: &Path) -> Option<String> {
+/// compiler cannot write the output, it reports that itself; gcc also
+/// refuses an output that is the source file, which a rename would replace.
+fn output_needs_local_compile(output: &Path, input: &Path) -> Option<String> {
+    if is_same_file(output, input) {
+        return Some(format!("output '{}' is the source file", output.display()));
+    }
     match std::fs::symlink_metadata(output) {
         Ok(meta) if !meta.file_type().is_file() => {
             return Some(format!("output '{}' exists and is not a regular file", output.display()));
@@ -153,6 +157,14 @@ fn output_needs_local_compile(output: &Path) -> Option<String> {
         return Some(format!("the output's directory '{}' is missing or not writable", directory.display()));
     }
     None
+}
+
+fn is_same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 fn is_writable(path: &Path) -> bool {

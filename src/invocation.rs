@@ -96,7 +96,9 @@ pub fn resolve_compiler(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBu
         return Ok(path);
     }
     let search = path_var.map(OsString::from).unwrap_or_default();
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    // The directory only matters for relative PATH entries; a deleted
+    // working directory must not stop a compile of absolute paths.
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let candidates = which::which_in_all(name, Some(&search), &cwd)
         .with_context(|| format!("cannot search PATH for compiler '{}'", name.to_string_lossy()))?;
     let mut skipped = Vec::new();

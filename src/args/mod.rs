@@ -195,7 +195,17 @@ impl<'a> Analysis<'a> {
                     }
                     Class::Language => language = Language::from_x_name(value),
                     Class::Dependency(Dependency::Write) => analysis.writes_dependencies = true,
-                    Class::Dependency(Dependency::File) => analysis.names_dependency_file = true,
+                    Class::Dependency(Dependency::File) => {
+                        // The preprocessor's standard output is the preprocessed
+                        // source, so dependencies written there would corrupt it.
+                        if writes_to_stdout(value) {
+                            return Err(format!(
+                                "dependency output to standard output ({})",
+                                display_words(token.words(args))
+                            ));
+                        }
+                        analysis.names_dependency_file = true;
+                    }
                     Class::Dependency(Dependency::Target) => analysis.names_dependency_target = true,
                     Class::Dependency(Dependency::Modifier) => {}
                     Class::PreprocessorPassthrough => analysis.note_preprocessor_options(word, value)?,
@@ -634,3 +644,8 @@ pub fn replace_extension(path: &OsStr, new_ext: &str) -> OsString {
 
 #[cfg(test)]
 mod tests;
+
+/// Returns true for a file name that refers to the process's standard output.
+fn writes_to_stdout(name: &OsStr) -> bool {
+    matches!(name.as_bytes(), b"-" | b"/dev/stdout" | b"/dev/fd/1" | b"/proc/self/fd/1")
+}

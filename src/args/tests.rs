@@ -340,3 +340,13 @@ fn clang_reads_wp_dependency_file_itself() {
     let reason = local_with(&clang(), "-Wp,-MD,wp.d,-MT,tgt -c c.c -o obj/c.o");
     assert!(reason.contains("-Wp"), "{reason}");
 }
+
+#[test]
+fn dependency_file_on_stdout_is_local() {
+    for name in ["-", "/dev/stdout", "/dev/fd/1"] {
+        let reason = local(&format!("-MD -MF {name} -c a.c -o a.o"));
+        assert!(reason.contains("standard output"), "{name}: {reason}");
+        let joined = local(&format!("-MD -MF{name} -c a.c -o a.o"));
+        assert!(joined.contains("standard output"), "{name} joined: {joined}");
+    }
+}
