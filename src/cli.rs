@@ -208,6 +208,10 @@ pub fn run_own_option(argv: &[OsString], config: &Config) -> Option<i32> {
     if !is_own_option(first) {
         return None;
     }
+    // Reports end quietly when their reader goes away (`--show-hosts | head`),
+    // as Unix filters do, instead of failing on a closed pipe.
+    // SAFETY: resetting a signal disposition to its default has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let matches = match command().try_get_matches_from(argv) {
         Ok(matches) => matches,
         Err(error) => {
