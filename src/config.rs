@@ -77,7 +77,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "DISTCC_SSH",
         default: "ssh",
-        description: "Command that reaches an ssh host ([USER@]HOST entries), split at blanks into a program and its first arguments; no shell is involved.",
+        description: "Command that reaches an ssh host ([USER]@HOST entries), split at blanks into a program and its first arguments; no shell is involved.",
     },
     EnvVar {
         name: "DISTCC_PRINCIPAL",
