@@ -100,7 +100,7 @@ pub fn command() -> Command {
                 .long("check-hosts")
                 .action(ArgAction::SetTrue)
                 .help("Check every host: resolve, connect, authenticate, compile; exit 1 if any is not usable")
-                .long_help("Check every host of the list in parallel, within the --timeout limit: name resolution, connection time, and a trivial remote compile; for ,auth hosts also the client principal, the target principal requested, whether a service ticket was obtained, the server's verdict and the handshake time. A host that compiles skip because of an earlier failure is checked all the same, and its backoff is shown. The report ends with one line per host, usable or not usable and why. Exit 0 when every host is usable, 1 otherwise."),
+                .long_help("Check every host of the list in parallel, within the --timeout limit: name resolution, connection time, and a trivial remote compile; for ,auth hosts also the client principal, the target principal requested, whether a service ticket was obtained, the server's verdict and the handshake time. A host in backoff after an earlier failure is checked all the same, and its backoff is shown. The report ends with one line per host, usable or not usable and why. Exit 0 when every host is usable, 1 otherwise."),
         )
         .arg(
             Arg::new("format")
@@ -208,6 +208,10 @@ pub fn run_own_option(argv: &[OsString], config: &Config) -> Option<i32> {
     if !is_own_option(first) {
         return None;
     }
+    // Reports end quietly when their reader goes away (`--show-hosts | head`),
+    // as Unix filters do, instead of failing on a closed pipe.
+    // SAFETY: resetting a signal disposition to its default has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let matches = match command().try_get_matches_from(argv) {
         Ok(matches) => matches,
         Err(error) => {

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::args::{self, Decision, RemoteJob};
+use crate::args::{self, Decision, Output, RemoteJob};
 use crate::auth::{self, Credentials};
 use crate::config::Config;
 use crate::exit;
@@ -59,8 +59,17 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         return exit::BAD_ARGUMENTS;
     }
 
+    let (family, cplusplus_driver) = args::detect_family(&invocation.compiler_name, &compiler);
+    let working_directory = args::working_directory();
+    let resolve_native = |options: &[OsString]| args::resolve_gcc_native(&compiler, options);
+    let toolchain = args::Toolchain {
+        family,
+        cplusplus_driver,
+        working_directory: &working_directory,
+        resolve_native: &resolve_native,
+    };
     let decision = if config.errors.is_empty() {
-        args::analyse(&invocation.args)
+        args::analyse(&invocation.args, &toolchain)
     } else {
         Decision::Local(format!("invalid settings: {}", config.errors.join("; ")))
     };
@@ -68,14 +77,13 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         Decision::Local(reason) => return run_locally(&local, &reason),
         Decision::Remote(job) => job,
     };
-    if let Some(reason) = output_is_unsafe_to_replace(Path::new(&job.output)) {
+    if let Output::File(path) = &job.output
+        && let Some(reason) = output_needs_local_compile(Path::new(path), Path::new(&job.input))
+    {
         return run_locally(&local, &reason);
     }
-    log::debug!(
-        "distributable: compile {} to {}",
-        job.input.to_string_lossy(),
-        job.output.to_string_lossy()
-    );
+    log::debug!("distributable: compile {} to {}", job.input.to_string_lossy(), describe_output(&job.output));
+    log::debug!("server arguments: {}", display_argv(&job.server_args));
 
     let slots = match Slots::open(config, &job.input.to_string_lossy()) {
         Ok(slots) => slots,
@@ -137,14 +145,50 @@ fn mark_children(level: u32) {
     unsafe { std::env::set_var("_DISTCC_SAFEGUARD", level.to_string()) };
 }
 
-/// Writing the object by rename would replace a device such as `/dev/null`
-/// or a symbolic link instead of writing through it, as the compiler does.
-fn output_is_unsafe_to_replace(output: &Path) -> Option<String> {
+/// Returns why the output must be written by a local compile. Writing the
+/// object by rename would replace a device such as `/dev/null` or a symbolic
+/// link instead of writing through it, as the compiler does. When the
+/// compiler cannot write the output, it reports that itself; gcc also
+/// refuses an output that is the source file, which a rename would replace.
+fn output_needs_local_compile(output: &Path, input: &Path) -> Option<String> {
+    if is_same_file(output, input) {
+        return Some(format!("output '{}' is the source file", output.display()));
+    }
     match std::fs::symlink_metadata(output) {
         Ok(meta) if !meta.file_type().is_file() => {
-            Some(format!("output '{}' exists and is not a regular file", output.display()))
+            return Some(format!("output '{}' exists and is not a regular file", output.display()));
         }
-        _ => None,
+        Ok(_) if !is_writable(output) => {
+            return Some(format!("output '{}' exists and is not writable", output.display()));
+        }
+        _ => {}
+    }
+    let directory = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !directory.is_dir() || !is_writable(directory) {
+        return Some(format!("the output's directory '{}' is missing or not writable", directory.display()));
+    }
+    None
+}
+
+fn is_same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn is_writable(path: &Path) -> bool {
+    nix::unistd::access(path, nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+fn describe_output(output: &Output) -> String {
+    match output {
+        Output::File(path) => path.to_string_lossy().into_owned(),
+        Output::Stdout => "standard output".into(),
     }
 }
 
@@ -283,8 +327,11 @@ impl Distribution<'_> {
                     attempts.discard(self.config);
                     return code;
                 }
-                Ok(Outcome::RetryLocally) => {
-                    self.slots.host_worked(host);
+                Ok(Outcome::CompileLocally { reason, host_worked }) => {
+                    log::debug!("compiling locally: {reason}");
+                    if host_worked {
+                        self.slots.host_worked(host);
+                    }
                     drop(slot);
                     attempts.discard(self.config);
                     return self.local.exec_in_slot(LocalPool::Compile, self.limits);
@@ -300,9 +347,10 @@ impl Distribution<'_> {
                     // A job must not wait for a host slot while it holds a
                     // local one (stock distcc's lock order, which rules out
                     // deadlocks), so the preprocessor finishes first.
-                    if let Some(code) = attempts.settle_preprocessor() {
+                    if let Some(reason) = attempts.settle_preprocessor(self.job) {
+                        log::debug!("compiling locally: {reason}");
                         attempts.discard(self.config);
-                        return code;
+                        return self.local.exec_in_slot(LocalPool::Compile, self.limits);
                     }
                 }
             }
@@ -334,9 +382,9 @@ impl Distribution<'_> {
 
     /// Sends the job on an open, authenticated connection and handles the reply.
     fn exchange(&self, connection: &mut Connection, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {
-        let preprocessed = match attempts.finish_preprocessor()? {
-            Ok(path) => path,
-            Err(code) => return Ok(Outcome::Done(code)),
+        let preprocessed = match attempts.finish_preprocessor(self.job)? {
+            Preprocessed::Ready(path) => path,
+            Preprocessed::CompileLocally(reason) => return Ok(Outcome::CompileLocally { reason, host_worked: false }),
         };
 
         let protocol = remote::protocol_for(host);
@@ -346,7 +394,12 @@ impl Distribution<'_> {
         self.slots.monitor.note(Target::Remote, Phase::Send);
         remote::send_request(connection, protocol, &argv_bytes, &preprocessed, self.config)?;
         self.slots.monitor.note(Target::Remote, Phase::Compile);
-        let reply = remote::receive_reply(connection, protocol, Path::new(&self.job.output), self.config)?;
+        let receive_path = match &self.job.output {
+            Output::File(path) => PathBuf::from(path),
+            // The object goes to a temporary file first, as for a file output.
+            Output::Stdout => self.config.tmpdir.join("distcc-rs-stdout"),
+        };
+        let reply = remote::receive_reply(connection, protocol, &receive_path, self.config)?;
         self.handle_reply(host, reply)
     }
 
@@ -356,17 +409,24 @@ impl Distribution<'_> {
             return Err(Failure::host("compile", format!("compiler on the server was killed by {signal}"), 128 + libc::WTERMSIG(reply.status)));
         }
         let code = libc::WEXITSTATUS(reply.status);
+        let warnings_match = self.job.server_warnings_match
+            && !mentions_distccd(&reply.stderr)
+            && !has_typographic_quotes(&reply.stderr)
+            && messages_in_c_locale();
+        if code == 0 && !reply.stderr.is_empty() && self.config.fallback && !warnings_match {
+            // The server compiled preprocessed text without the source files,
+            // so its diagnostics lack the source lines and carets that the
+            // compiler prints here. A local compile prints them exactly.
+            return Ok(Outcome::CompileLocally {
+                reason: format!("the compile on {} printed diagnostics", host.display_name()),
+                host_worked: true,
+            });
+        }
         if code == 0 {
             let Some(object) = reply.object else {
                 return Err(Failure::host("receive", "server reported success without an object file", exit::PROTOCOL_ERROR));
             };
-            remote::install_object(object, Path::new(&self.job.output)).map_err(|e| {
-                Failure::client(
-                    "write output",
-                    format!("cannot write '{}': {e}", Path::new(&self.job.output).display()),
-                    exit::IO_ERROR,
-                )
-            })?;
+            self.write_output(object)?;
             relay_output(&reply.stdout, &reply.stderr);
             log::debug!("compiled {} on {}", self.job.input.to_string_lossy(), host.display_name());
             return Ok(Outcome::Done(0));
@@ -379,18 +439,71 @@ impl Distribution<'_> {
             ));
         }
         if self.config.skip_local_retry || !self.config.fallback {
-            log::debug!("compile failed on {} with exit code {code}; reporting it (no local retry)", host.display_name());
+            log::debug!(
+                "compile of {} failed on {} with exit code {code}; reporting the server's diagnostics without a local retry",
+                self.job.input.to_string_lossy(),
+                host.display_name()
+            );
             relay_output(&reply.stdout, &reply.stderr);
             return Ok(Outcome::Done(code));
         }
         // The server's diagnostics are dropped: the local compile prints its
         // own, with source lines that the server could not show.
-        log::debug!(
-            "compile failed on {} with exit code {code}; confirming with a local compile",
-            host.display_name()
-        );
-        Ok(Outcome::RetryLocally)
+        Ok(Outcome::CompileLocally {
+            reason: format!("the compile on {} failed with exit code {code}", host.display_name()),
+            host_worked: true,
+        })
     }
+
+    /// Puts the received object or assembler file where the compiler would
+    /// have written it.
+    fn write_output(&self, object: tempfile::NamedTempFile) -> Result<(), Failure> {
+        match &self.job.output {
+            Output::File(path) => remote::install_object(object, Path::new(path)).map_err(|e| {
+                Failure::client(
+                    "write output",
+                    format!("cannot write '{}': {e}", Path::new(path).display()),
+                    exit::IO_ERROR,
+                )
+            }),
+            Output::Stdout => {
+                let mut file = object.reopen().map_err(|e| {
+                    Failure::client("write output", format!("cannot read the received output: {e}"), exit::IO_ERROR)
+                })?;
+                let mut stdout = std::io::stdout().lock();
+                std::io::copy(&mut file, &mut stdout).and_then(|_| stdout.flush()).map_err(|e| {
+                    Failure::client("write output", format!("cannot write to standard output: {e}"), exit::IO_ERROR)
+                })?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// True when gcc here prints its messages untranslated and with ASCII
+/// quotes: its LC_MESSAGES and LC_CTYPE locales are C or POSIX. A server's
+/// gcc runs in distccd's locale, so its messages match only then (and only
+/// when they contain no typographic quotes, which gcc prints in UTF-8
+/// locales).
+fn messages_in_c_locale() -> bool {
+    let set = |value: Option<OsString>| value.filter(|v| !v.is_empty());
+    let all = set(std::env::var_os("LC_ALL"));
+    let lang = set(std::env::var_os("LANG"));
+    let effective = |category: Option<OsString>| {
+        all.clone().or(set(category)).or(lang.clone()).unwrap_or_else(|| OsString::from("C"))
+    };
+    let is_c = |locale: OsString| matches!(locale.to_str(), Some("C" | "POSIX"));
+    is_c(effective(std::env::var_os("LC_MESSAGES"))) && is_c(effective(std::env::var_os("LC_CTYPE")))
+}
+
+fn has_typographic_quotes(text: &[u8]) -> bool {
+    text.windows(3).any(|w| w == "\u{2018}".as_bytes() || w == "\u{2019}".as_bytes())
+}
+
+/// True when distccd added messages of its own to the compiler's standard
+/// error (it logs warnings there as `distccd[PID] ...`).
+fn mentions_distccd(stderr: &[u8]) -> bool {
+    stderr.windows(8).any(|w| w == b"distccd[")
 }
 
 fn relay_output(stdout: &[u8], stderr: &[u8]) {
@@ -406,8 +519,19 @@ fn relay_output(stdout: &[u8], stderr: &[u8]) {
 enum Outcome {
     /// The job is finished with this exit code.
     Done(i32),
-    /// The server's compiler reported an error: compile locally to confirm it.
-    RetryLocally,
+    /// The compiler printed diagnostics, or failed, before or on the server:
+    /// compile locally, so that they appear exactly as a local compile
+    /// prints them. This blames no host; `host_worked` is true when the
+    /// host compiled the job.
+    CompileLocally { reason: String, host_worked: bool },
+}
+
+/// The result of the local preprocessor run.
+enum Preprocessed {
+    /// The preprocessed source, ready to send.
+    Ready(PathBuf),
+    /// The preprocessor failed or printed diagnostics, for the reason given.
+    CompileLocally(String),
 }
 
 impl Attempts {
@@ -456,7 +580,8 @@ impl Attempts {
         command
             .args(&job.cpp_args)
             .stdin(Stdio::null())
-            .stdout(file);
+            .stdout(file)
+            .stderr(Stdio::piped());
         log::debug!("preprocessing: {} {}", local.compiler.display(), display_argv(&job.cpp_args));
         let child = command.spawn().map_err(|e| {
             Failure::client("preprocess", format!("cannot run {}: {e}", local.compiler.display()), exit::COMPILER_MISSING)
@@ -467,14 +592,14 @@ impl Attempts {
     }
 
     /// Waits for a running preprocessor, which frees its local slot.
-    /// Returns its exit code when it failed.
-    fn settle_preprocessor(&mut self) -> Option<i32> {
+    /// Returns why the job must compile locally, when it must.
+    fn settle_preprocessor(&mut self, job: &RemoteJob) -> Option<String> {
         if !matches!(self.preprocessor, Some(Preprocessor::Running(..))) {
             return None;
         }
-        match self.finish_preprocessor() {
-            Ok(Ok(_)) => None,
-            Ok(Err(code)) => Some(code),
+        match self.finish_preprocessor(job) {
+            Ok(Preprocessed::Ready(_)) => None,
+            Ok(Preprocessed::CompileLocally(reason)) => Some(reason),
             Err(failure) => {
                 log::debug!("{}", failure.message);
                 None
@@ -482,29 +607,38 @@ impl Attempts {
         }
     }
 
-    /// Waits for the preprocessor. The inner `Err` is its exit code when it
-    /// failed: the source is at fault, so the job ends with that code and its
-    /// diagnostics, which it already printed.
-    fn finish_preprocessor(&mut self) -> Result<Result<PathBuf, i32>, Failure> {
+    /// Waits for the preprocessor. Its diagnostics are not shown: when it
+    /// prints any, or fails, the job compiles locally and the compiler prints
+    /// them in order with its other diagnostics.
+    fn finish_preprocessor(&mut self, job: &RemoteJob) -> Result<Preprocessed, Failure> {
         match self.preprocessor.take() {
             Some(Preprocessor::Done(path)) => {
                 self.preprocessor = Some(Preprocessor::Done(path.clone()));
-                Ok(Ok(path))
+                Ok(Preprocessed::Ready(path))
             }
             // The local slot is freed when `_slot` goes out of scope here.
-            Some(Preprocessor::Running(mut child, path, _slot)) => {
-                let status = child
-                    .wait()
+            Some(Preprocessor::Running(child, path, _slot)) => {
+                let output = child
+                    .wait_with_output()
                     .map_err(|e| Failure::client("preprocess", format!("waiting for the preprocessor failed: {e}"), exit::IO_ERROR))?;
-                if status.success() {
-                    self.preprocessor = Some(Preprocessor::Done(path.clone()));
-                    Ok(Ok(path))
-                } else {
+                if !output.status.success() {
                     use std::os::unix::process::ExitStatusExt;
-                    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-                    log::debug!("preprocessor failed with exit code {code}");
-                    Ok(Err(code))
+                    let code = output.status.code().unwrap_or_else(|| 128 + output.status.signal().unwrap_or(0));
+                    return Ok(Preprocessed::CompileLocally(format!("the preprocessor failed with exit code {code}")));
                 }
+                if !output.stderr.is_empty() {
+                    return Ok(Preprocessed::CompileLocally("the preprocessor printed diagnostics".into()));
+                }
+                if job.server_expands_macros {
+                    let text = std::fs::read(&path).map_err(|e| {
+                        Failure::client("preprocess", format!("cannot read '{}': {e}", path.display()), exit::IO_ERROR)
+                    })?;
+                    if let Some(reason) = args::check_directives_only_output(&text, |file| std::fs::read(file).ok()) {
+                        return Ok(Preprocessed::CompileLocally(reason));
+                    }
+                }
+                self.preprocessor = Some(Preprocessor::Done(path.clone()));
+                Ok(Preprocessed::Ready(path))
             }
             None => Err(Failure::client("preprocess", "preprocessor was not started", exit::DISTCC_FAILED)),
         }

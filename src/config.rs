@@ -52,7 +52,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "DISTCC_FALLBACK",
         default: "1",
-        description: "0 turns every local fallback after a failed remote attempt into an error (exit 100-127).",
+        description: "0 turns every local fallback after a failed remote attempt into an error (exit 100-127), and shows a server's warnings as it printed them instead of compiling again locally.",
     },
     EnvVar {
         name: "DISTCC_SKIP_LOCAL_RETRY",
@@ -77,7 +77,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "DISTCC_SSH",
         default: "ssh",
-        description: "Command that reaches an ssh host ([USER@]HOST entries), split at blanks into a program and its first arguments; no shell is involved.",
+        description: "Command that reaches an ssh host ([USER]@HOST entries), split at blanks into a program and its first arguments; no shell is involved.",
     },
     EnvVar {
         name: "DISTCC_PRINCIPAL",
@@ -113,6 +113,31 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "PATH",
         default: "unset",
         description: "Searched for the real compiler, skipping distcc-rs itself, stock distcc and links to them; --install-masquerade links the compilers found on it.",
+    },
+    EnvVar {
+        name: "PWD",
+        default: "set by the shell",
+        description: "Working directory as the shell names it. Used, as LLVM uses it, for the DW_AT_comp_dir that a server's clang is given, when it names the current directory.",
+    },
+    EnvVar {
+        name: "LC_ALL",
+        default: "unset",
+        description: "With LC_MESSAGES, LC_CTYPE and LANG: only in the C or POSIX locale are gcc's warnings from a server shown as they are (with -fno-diagnostics-show-caret); otherwise a job that warns compiles again locally.",
+    },
+    EnvVar {
+        name: "LC_MESSAGES",
+        default: "unset",
+        description: "See LC_ALL.",
+    },
+    EnvVar {
+        name: "LC_CTYPE",
+        default: "unset",
+        description: "See LC_ALL.",
+    },
+    EnvVar {
+        name: "LANG",
+        default: "unset",
+        description: "See LC_ALL.",
     },
     EnvVar {
         name: "KRB5CCNAME",

@@ -53,7 +53,9 @@ pub fn classify(argv: &[OsString]) -> Result<Invocation> {
         bail!("missing compiler command; usage: distcc-rs COMPILER [ARGS...] (see distcc-rs --help)");
     };
     let first_bytes = first.as_bytes();
+    // A response file (`@FILE`) contains compiler arguments, never the compiler.
     let implied = first_bytes.starts_with(b"-")
+        || first_bytes.starts_with(b"@")
         || args::is_source_name(first)
         || first_bytes.ends_with(b".o");
     if implied {
@@ -94,7 +96,9 @@ pub fn resolve_compiler(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBu
         return Ok(path);
     }
     let search = path_var.map(OsString::from).unwrap_or_default();
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    // The directory only matters for relative PATH entries; a deleted
+    // working directory must not stop a compile of absolute paths.
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let candidates = which::which_in_all(name, Some(&search), &cwd)
         .with_context(|| format!("cannot search PATH for compiler '{}'", name.to_string_lossy()))?;
     let mut skipped = Vec::new();
@@ -143,7 +147,7 @@ mod tests {
 
     #[test]
     fn implicit_compiler_for_option_or_source() {
-        for first in ["-c", "x.c", "y.cpp", "z.o"] {
+        for first in ["-c", "x.c", "y.cpp", "z.o", "@args.rsp"] {
             let inv = classify(&argv(&["distcc-rs", first])).unwrap();
             assert_eq!(inv.mode, Mode::Implicit, "{first}");
             assert_eq!(inv.compiler_name, "cc");

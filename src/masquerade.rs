@@ -97,12 +97,22 @@ pub fn install(dir: &Path, path_var: Option<&OsStr>) -> i32 {
         return exit::COMPILER_MISSING;
     }
 
+    // The report is printed after every link exists, so that a reader that
+    // closes the pipe early (`| head`) cannot stop the installation midway.
+    let mut report = String::new();
     let mut code = 0;
     for (name, real) in &compilers {
         let link = dir.join(name);
         match create_link(&link, &own_exe) {
-            Ok(LinkOutcome::Created) => println!("created {} -> {} (real compiler: {})", link.display(), own_exe.display(), real.display()),
-            Ok(LinkOutcome::AlreadyPresent) => println!("kept {} (already a link to distcc-rs)", link.display()),
+            Ok(LinkOutcome::Created) => report.push_str(&format!(
+                "created {} -> {} (real compiler: {})\n",
+                link.display(),
+                own_exe.display(),
+                real.display()
+            )),
+            Ok(LinkOutcome::AlreadyPresent) => {
+                report.push_str(&format!("kept {} (already a link to distcc-rs)\n", link.display()))
+            }
             Ok(LinkOutcome::Blocked(what)) => {
                 log::error!("not replacing {}: it is {what}; remove it or choose another directory", link.display());
                 code = exit::IO_ERROR;
@@ -113,8 +123,9 @@ pub fn install(dir: &Path, path_var: Option<&OsStr>) -> i32 {
             }
         }
     }
-    println!("To use the links, put {} first on PATH:", dir.display());
-    println!("  export PATH=\"{}:$PATH\"", dir.display());
+    report.push_str(&format!("To use the links, put {} first on PATH:\n", dir.display()));
+    report.push_str(&format!("  export PATH=\"{}:$PATH\"\n", dir.display()));
+    print!("{report}");
     code
 }
 

@@ -351,3 +351,36 @@ fn log_file_receives_warnings() {
     let logged = std::fs::read_to_string(&log_path).unwrap();
     assert!(logged.contains("notaport"), "{logged}");
 }
+
+#[test]
+fn output_naming_source_is_refused() {
+    let scratch = Scratch::new();
+    let source = scratch.write("same.c", HELLO);
+    let output = run(&mut compile(&scratch, &plain_host("PLAIN"), "same.c", "./same.c"));
+    let local = Command::new("gcc").current_dir(scratch.path()).args(["-O2", "-c", "same.c", "-o", "./same.c"]).output().unwrap();
+    assert_eq!(output.status.code(), local.status.code(), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&source).unwrap(), HELLO, "the source is intact");
+}
+
+#[test]
+fn deleted_working_directory_still_compiles() {
+    let scratch = Scratch::new();
+    let source = scratch.write("gone.c", HELLO);
+    let doomed = scratch.path().join("doomed");
+    std::fs::create_dir(&doomed).unwrap();
+    let object = scratch.path().join("gone.o");
+    // The shell enters the directory and removes it before it runs distcc-rs.
+    let mut command = Command::new("sh");
+    scratch.prepare(&mut command, &plain_host("PLAIN"));
+    command
+        .args(["-c", "cd \"$1\" && rmdir \"$1\" && shift && exec \"$@\"", "sh"])
+        .arg(&doomed)
+        .arg(common::distcc_rs())
+        .args(["gcc", "-c"])
+        .arg(&source)
+        .arg("-o")
+        .arg(&object);
+    let output = run(&mut command);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(object.exists());
+}

@@ -285,3 +285,26 @@ fn install_masquerade_without_compilers_fails() {
     assert_eq!(output.status.code(), Some(110));
     assert!(text(&output.stderr).contains("no compiler found on PATH"), "{}", text(&output.stderr));
 }
+
+#[test]
+fn show_hosts_into_closed_pipe_is_quiet() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    // Far more output than a pipe buffers, so the writer meets the closed pipe.
+    let hosts: Vec<String> = (0..20_000).map(|i| format!("host{i}.example:{}", 1000 + i % 60_000)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hosts"), hosts.join("\n")).unwrap();
+    let mut child = distcc_rs()
+        .arg("--show-hosts")
+        .env("DISTCC_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("host0.example:1000/4"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    assert!(!text(&output.stderr).contains("panicked"), "{}", text(&output.stderr));
+    assert_eq!(output.status.signal(), Some(libc::SIGPIPE), "{:?}", output.status);
+}

@@ -143,7 +143,12 @@ fn parse_exchange(transcript: &Transcript) -> WireSizes {
 }
 
 fn preprocessed_size(workspace: &Workspace, source: &str) -> usize {
-    let output = Command::new("gcc").current_dir(workspace.dir.path()).args(["-E", source]).output().unwrap();
+    // distcc-rs preprocesses gcc jobs with -fdirectives-only.
+    let output = Command::new("gcc")
+        .current_dir(workspace.dir.path())
+        .args(["-E", "-fdirectives-only", source])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     output.stdout.len()
 }
