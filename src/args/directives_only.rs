@@ -17,6 +17,8 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use memchr::{memchr, memchr_iter, memmem, memrchr};
+
 /// Predefined macros whose value depends on where they are expanded: the
 /// clock (`SOURCE_DATE_EPOCH` is not sent), the source file's time stamp,
 /// the include depth and the main file name.
@@ -31,6 +33,10 @@ const DROPPED_PRAGMAS: &[&[u8]] = &[b"message", b"redefine_extname"];
 /// or `None` when it can be. `read` returns the content of a file named in
 /// a line marker, or `None` when it cannot be read (it is then skipped: the
 /// preprocessor has just read it, so this only happens if it vanished).
+///
+/// The searches use memchr's SIMD routines. The byte-by-byte loops they
+/// replaced cost the client 8 million instructions for one `-O2 -c` of Lua's
+/// lapi.c, and the searches cost 1.2 million (callgrind, release build).
 pub fn check(text: &[u8], read: impl Fn(&Path) -> Option<Vec<u8>>) -> Option<String> {
     if let Some(name) = find_identifier(text, MACROS_EXPANDED_DIFFERENTLY) {
         return Some(format!("the source uses {name}, which the server would expand to another value"));
@@ -60,24 +66,30 @@ fn is_identifier_byte(byte: u8) -> bool {
 }
 
 /// Finds the first whole identifier of `names` in `text`. A mention in a
-/// comment or string counts too; that only costs a local compile.
+/// comment or string counts too; that only costs a local compile. Every name
+/// starts with `__`, so only the places of `__` are examined.
 fn find_identifier(text: &[u8], names: &[&'static [u8]]) -> Option<&'static str> {
-    let mut i = 0;
-    while let Some(offset) = text[i..].windows(2).position(|w| w == b"__") {
-        let start = i + offset;
-        if start == 0 || !is_identifier_byte(text[start - 1]) {
-            for name in names {
-                let end = start + name.len();
-                if text[start..].starts_with(name) && text.get(end).is_none_or(|&b| !is_identifier_byte(b)) {
-                    return Some(std::str::from_utf8(name).expect("macro names are ASCII"));
-                }
+    debug_assert!(names.iter().all(|name| name.starts_with(b"__")));
+    // Occurrences are not overlapping, which skips no match: a match must
+    // follow a byte that is not part of an identifier, so not a `_`.
+    for start in memmem::find_iter(text, b"__") {
+        if start > 0 && is_identifier_byte(text[start - 1]) {
+            continue;
+        }
+        // Most `__` start other identifiers (__attribute__, __restrict, ...):
+        // one byte rules them out before the names are compared.
+        let Some(&third) = text.get(start + 2) else {
+            continue;
+        };
+        if !names.iter().any(|name| name[2] == third) {
+            continue;
+        }
+        for name in names {
+            let end = start + name.len();
+            if text[start..].starts_with(name) && text.get(end).is_none_or(|&b| !is_identifier_byte(b)) {
+                return Some(std::str::from_utf8(name).expect("macro names are ASCII"));
             }
         }
-        let mut next = start + 2;
-        while next < text.len() && is_identifier_byte(text[next]) {
-            next += 1;
-        }
-        i = next;
     }
     None
 }
@@ -87,10 +99,13 @@ fn find_identifier(text: &[u8], names: &[&'static [u8]]) -> Option<&'static str>
 /// `<command-line>`) and the working-directory marker (`"/dir//"`).
 fn marker_file_names(text: &[u8]) -> Vec<&[u8]> {
     let mut names = Vec::new();
-    for line in text.split(|&b| b == b'\n') {
-        let Some(rest) = line.strip_prefix(b"# ") else {
-            continue;
-        };
+    // Line markers start a line with "# ". memchr finds each `#`; a memmem
+    // search for "\n# " cost more, because it filters on newlines and spaces.
+    let line_starts = memchr_iter(b'#', text)
+        .filter(|&hash| (hash == 0 || text[hash - 1] == b'\n') && text.get(hash + 1) == Some(&b' '));
+    for line_start in line_starts {
+        let line_end = memchr(b'\n', &text[line_start..]).map_or(text.len(), |length| line_start + length);
+        let rest = &text[line_start + 2..line_end];
         let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
         if digits == 0 {
             continue;
@@ -125,35 +140,46 @@ fn closing_quote(text: &[u8]) -> Option<usize> {
 
 /// Finds a `#pragma NAME` directive for one of `names` in a source file.
 /// Directives in inactive conditional blocks count too; that only costs a
-/// local compile.
+/// local compile. Only the lines that contain "pragma" are examined.
 fn find_pragma(content: &[u8], names: &[&'static [u8]]) -> Option<&'static str> {
+    let mut searched_to = 0;
+    for position in memmem::find_iter(content, b"pragma") {
+        if position < searched_to {
+            continue;
+        }
+        let line_start = memrchr(b'\n', &content[..position]).map_or(0, |newline| newline + 1);
+        let line_end = memchr(b'\n', &content[position..]).map_or(content.len(), |length| position + length);
+        if let Some(name) = pragma_in_line(&content[line_start..line_end], names) {
+            return Some(name);
+        }
+        searched_to = line_end;
+    }
+    None
+}
+
+/// Returns the name of `names` that the line's `#pragma` directive gives.
+fn pragma_in_line(line: &[u8], names: &[&'static [u8]]) -> Option<&'static str> {
     let skip_blanks = |text: &[u8], mut i: usize| {
         while i < text.len() && (text[i] == b' ' || text[i] == b'\t') {
             i += 1;
         }
         i
     };
-    for line in content.split(|&b| b == b'\n') {
-        let i = skip_blanks(line, 0);
-        if line.get(i) != Some(&b'#') {
-            continue;
-        }
-        let i = skip_blanks(line, i + 1);
-        let Some(after) = line[i..].strip_prefix(b"pragma") else {
-            continue;
-        };
-        let j = skip_blanks(after, 0);
-        if j == 0 {
-            continue;
-        }
-        for name in names {
-            let word = &after[j..];
-            if word.starts_with(name) && word.get(name.len()).is_none_or(|&b| !is_identifier_byte(b)) {
-                return Some(std::str::from_utf8(name).expect("pragma names are ASCII"));
-            }
-        }
+    let i = skip_blanks(line, 0);
+    if line.get(i) != Some(&b'#') {
+        return None;
     }
-    None
+    let i = skip_blanks(line, i + 1);
+    let after = line[i..].strip_prefix(b"pragma")?;
+    let j = skip_blanks(after, 0);
+    if j == 0 {
+        return None;
+    }
+    let word = &after[j..];
+    names
+        .iter()
+        .find(|name| word.starts_with(name) && word.get(name.len()).is_none_or(|&b| !is_identifier_byte(b)))
+        .map(|name| std::str::from_utf8(name).expect("pragma names are ASCII"))
 }
 
 #[cfg(test)]
@@ -178,6 +204,44 @@ mod tests {
     fn marker_names_skip_pseudo_files() {
         let text = b"# 0 \"a.c\"\n# 1 \"/work//\"\n# 0 \"<built-in>\"\n# 1 \"/usr/include/stdio.h\" 1 3 4\nint x;\n# 5 \"a.c\" 2\n";
         assert_eq!(marker_file_names(text), [&b"a.c"[..], b"/usr/include/stdio.h", b"a.c"]);
+    }
+
+    /// Searches line by line, as `find_pragma` did before it used memmem.
+    fn pragma_by_lines(content: &[u8], names: &[&'static [u8]]) -> Option<&'static str> {
+        content.split(|&b| b == b'\n').find_map(|line| pragma_in_line(line, names))
+    }
+
+    #[test]
+    fn pragma_search_matches_line_scan() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"pragma",
+            b"#pragma message",
+            b"#pragma message(\"x\")\n",
+            b"int pragma; #pragma message\n",
+            b"// pragma\n\t# \tpragma   redefine_extname a b\r\n",
+            b"#pragma messages\n#pragma message\n",
+            b"#pragmamessage\n# pragma\n#pragma\tmessage\n",
+            b"x pragma pragma\n  #  pragma once pragma message\n#pragma message",
+            b"\n\n#pragma GCC system_header\n#pragma redefine_extname\n",
+        ];
+        for sample in samples {
+            assert_eq!(find_pragma(sample, DROPPED_PRAGMAS), pragma_by_lines(sample, DROPPED_PRAGMAS), "{sample:?}");
+        }
+    }
+
+    #[test]
+    fn identifiers_after_underscores_are_not_whole() {
+        assert_eq!(check(b"int ___DATE__; int _x__TIME__;", no_files), None);
+        assert!(check(b"(__DATE__)", no_files).unwrap().contains("__DATE__"));
+        assert!(check(b"a___ __TIMESTAMP__", no_files).unwrap().contains("__TIMESTAMP__"));
+    }
+
+    #[test]
+    fn marker_names_on_the_first_and_last_lines() {
+        assert_eq!(marker_file_names(b"# 1 \"first.h\""), [&b"first.h"[..]]);
+        assert_eq!(marker_file_names(b"int x;\n# 7 \"last.h\" 2"), [&b"last.h"[..]]);
+        assert!(marker_file_names(b"#1 \"no.h\"\n# x \"no.h\"\n").is_empty());
     }
 
     #[test]
