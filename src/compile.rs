@@ -2,10 +2,9 @@
 //! hosts in order, and fall back to a local compile when no host worked.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -16,6 +15,8 @@ use crate::exit;
 use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
 use crate::invocation::{self, Invocation};
 use crate::remote::{self, Failure, Reply};
+use crate::signals;
+use crate::tempfiles::{self, PrivateDir};
 
 /// The system-wide host list, read when neither `DISTCC_HOSTS` nor
 /// `$DISTCC_DIR/hosts` exists (Debian's distcc package reads it too).
@@ -41,33 +42,35 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         );
         return exit::RECURSION;
     }
-    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config };
+    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config, output: None };
     if config.safeguard == 1 {
         log::debug!("running locally: called from a compiler that distcc-rs started (_DISTCC_SAFEGUARD=1)");
-        return local.exec();
-    }
-    for error in &config.errors {
-        log::warn!("{error}");
+        return local.run();
     }
     if !config.errors.is_empty() {
+        // One message for all invalid settings. Nothing is retried and no
+        // host is contacted, so no host is backed off either.
+        let errors = config.errors.join("; ");
         if !config.fallback {
-            log::error!("invalid settings and local fallback disabled by DISTCC_FALLBACK=0");
+            log::error!("{errors}; local fallback disabled by DISTCC_FALLBACK=0");
             return exit::BAD_ARGUMENTS;
         }
-        return local.exec();
+        log::warn!("{errors}; compiling locally");
+        return local.run();
     }
 
     let job = match args::analyse(&invocation.args) {
         Decision::Local(reason) => {
             log::debug!("running locally: {reason}");
-            return local.exec();
+            return local.run();
         }
         Decision::Remote(job) => job,
     };
     if let Some(reason) = output_is_unsafe_to_replace(Path::new(&job.output)) {
         log::debug!("running locally: {reason}");
-        return local.exec();
+        return local.run();
     }
+    let local = LocalCompile { output: Some(Path::new(&job.output)), ..local };
     log::debug!(
         "distributable: compile {} to {}",
         job.input.to_string_lossy(),
@@ -115,15 +118,35 @@ struct LocalCompile<'a> {
     compiler: &'a Path,
     invocation: &'a Invocation,
     config: &'a Config,
+    /// The object file, when the arguments name it: it is removed if a
+    /// signal interrupts the compiler after it started writing it.
+    output: Option<&'a Path>,
 }
 
 impl LocalCompile<'_> {
-    /// Replaces this process with the compiler, so that its exit status,
-    /// output and signals reach the caller untouched.
-    fn exec(&self) -> i32 {
-        let error = self.command().exec();
-        log::error!("cannot run compiler {}: {error}", self.compiler.display());
-        exit::COMPILER_MISSING
+    /// Runs the compiler as a child process and returns its exit code, or
+    /// 128 plus the signal that killed it.
+    ///
+    /// A child rather than `exec`, so that a signal sent to distcc-rs alone
+    /// (`kill PID`, as make does) still stops the compiler and everything it
+    /// started: see `signals`.
+    fn run(&self) -> i32 {
+        let mut command = self.command();
+        let _guard = self.output.map(|output| signals::guard_output(output.to_path_buf()));
+        let mut child = match signals::spawn(&mut command) {
+            Ok(child) => child,
+            Err(error) => {
+                log::error!("cannot run compiler {}: {error}", self.compiler.display());
+                return exit::COMPILER_MISSING;
+            }
+        };
+        match signals::wait(&mut child) {
+            Ok(status) => exit_code(&status, self.compiler),
+            Err(error) => {
+                log::error!("waiting for compiler {} failed: {error}", self.compiler.display());
+                exit::DISTCC_FAILED
+            }
+        }
     }
 
     fn command(&self) -> Command {
@@ -143,8 +166,19 @@ impl LocalCompile<'_> {
             return code;
         }
         log::warn!("{source}: {reasons}; compiling locally");
-        self.exec()
+        self.run()
     }
+}
+
+/// Returns the exit code of a finished compiler, or 128 plus the number of
+/// the signal that killed it, which is reported with its name.
+fn exit_code(status: &std::process::ExitStatus, compiler: &Path) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    let signal = status.signal().unwrap_or(0);
+    log::error!("compiler {} was killed by {}", compiler.display(), exit::signal_name(signal));
+    128 + signal
 }
 
 struct Distribution<'a> {
@@ -156,7 +190,7 @@ struct Distribution<'a> {
 
 /// State shared by the attempts on successive hosts.
 struct Attempts {
-    temp_dir: Option<tempfile::TempDir>,
+    temp_dir: Option<PrivateDir>,
     preprocessor: Option<Preprocessor>,
     credentials: Option<Result<Credentials, String>>,
 }
@@ -175,7 +209,14 @@ impl Distribution<'_> {
             if host.transport == Transport::Local {
                 log::debug!("host list entry {} runs the job locally", host.verbatim);
                 attempts.discard(self.config);
-                return self.local.exec();
+                return self.local.run();
+            }
+            if attempts.temp_dir.is_none() {
+                match tempfiles::create_private_dir(&self.config.tmpdir) {
+                    Ok(dir) => attempts.temp_dir = Some(dir),
+                    // Every host would fail the same way.
+                    Err(message) => return self.local.fall_back(self.job, &[message], exit::IO_ERROR),
+                }
             }
             log::debug!("trying host {}", host.display_name());
             match self.attempt(host, &mut attempts) {
@@ -185,7 +226,7 @@ impl Distribution<'_> {
                 }
                 Ok(Outcome::RetryLocally) => {
                     attempts.discard(self.config);
-                    return self.local.exec();
+                    return self.local.run();
                 }
                 Err(failure) => {
                     log::debug!("{} failed at {}: {}", host.display_name(), failure.step, failure.message);
@@ -193,6 +234,12 @@ impl Distribution<'_> {
                     last_code = failure.exit_code;
                 }
             }
+        }
+        // A preprocessor that failed has printed why: the source is at fault,
+        // and a local compile would only print the same errors again.
+        if let Some(code) = attempts.preprocessor_failure() {
+            attempts.discard(self.config);
+            return code;
         }
         attempts.discard(self.config);
         if failures.is_empty() {
@@ -317,19 +364,16 @@ impl Attempts {
             self.preprocessor = Some(Preprocessor::Done(PathBuf::from(&job.input)));
             return Ok(());
         }
-        let temp_dir = tempfile::Builder::new()
-            .prefix("distcc-rs-")
-            .tempdir_in(&config.tmpdir)
-            .map_err(|e| {
-                Failure::client(
-                    "preprocess",
-                    format!("cannot create a temporary directory in TMPDIR '{}': {e}", config.tmpdir.display()),
-                    exit::IO_ERROR,
-                )
-            })?;
-        let path = temp_dir.path().join(format!("source.{}", job.preprocessed_ext));
-        let file = File::create(&path).map_err(|e| {
-            Failure::client("preprocess", format!("cannot create '{}': {e}", path.display()), exit::IO_ERROR)
+        let Some(temp_dir) = &self.temp_dir else {
+            return Err(Failure::client("preprocess", "no temporary directory for the preprocessed source", exit::DISTCC_FAILED));
+        };
+        let name = format!("source.{}", job.preprocessed_ext);
+        let (file, path) = temp_dir.create_file(&name).map_err(|e| {
+            Failure::client(
+                "preprocess",
+                format!("cannot create '{}': {e}", temp_dir.path().join(&name).display()),
+                exit::IO_ERROR,
+            )
         })?;
         let mut command = Command::new(local.compiler);
         command
@@ -338,10 +382,9 @@ impl Attempts {
             .stdin(Stdio::null())
             .stdout(file);
         log::debug!("preprocessing: {} {}", local.compiler.display(), display_argv(&job.cpp_args));
-        let child = command.spawn().map_err(|e| {
+        let child = signals::spawn(&mut command).map_err(|e| {
             Failure::client("preprocess", format!("cannot run {}: {e}", local.compiler.display()), exit::COMPILER_MISSING)
         })?;
-        self.temp_dir = Some(temp_dir);
         self.preprocessor = Some(Preprocessor::Running(child, path));
         Ok(())
     }
@@ -356,15 +399,20 @@ impl Attempts {
                 Ok(Ok(path))
             }
             Some(Preprocessor::Running(mut child, path)) => {
-                let status = child
-                    .wait()
+                let status = signals::wait(&mut child)
                     .map_err(|e| Failure::client("preprocess", format!("waiting for the preprocessor failed: {e}"), exit::IO_ERROR))?;
                 if status.success() {
                     self.preprocessor = Some(Preprocessor::Done(path.clone()));
                     Ok(Ok(path))
                 } else {
-                    use std::os::unix::process::ExitStatusExt;
-                    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                    let code = match status.code() {
+                        Some(code) => code,
+                        None => {
+                            let signal = status.signal().unwrap_or(0);
+                            log::error!("preprocessor was killed by {}", exit::signal_name(signal));
+                            128 + signal
+                        }
+                    };
                     log::debug!("preprocessor failed with exit code {code}");
                     Ok(Err(code))
                 }
@@ -373,12 +421,24 @@ impl Attempts {
         }
     }
 
+    /// Returns the exit code of the preprocessor if it ran and failed,
+    /// waiting for it if it still runs.
+    fn preprocessor_failure(&mut self) -> Option<i32> {
+        if matches!(self.preprocessor, Some(Preprocessor::Running(..))) {
+            return match self.finish_preprocessor() {
+                Ok(Err(code)) => Some(code),
+                Ok(Ok(_)) | Err(_) => None,
+            };
+        }
+        None
+    }
+
     /// Stops a running preprocessor and removes temporary files (unless
     /// `DISTCC_SAVE_TEMPS=1`).
     fn discard(&mut self, config: &Config) {
         if let Some(Preprocessor::Running(mut child, _)) = self.preprocessor.take() {
             let _ = child.kill();
-            let _ = child.wait();
+            let _ = signals::wait(&mut child);
         }
         if let Some(dir) = self.temp_dir.take() {
             if config.save_temps {

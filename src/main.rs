@@ -12,6 +12,8 @@ mod invocation;
 mod logging;
 mod protocol;
 mod remote;
+mod signals;
+mod tempfiles;
 
 use std::ffi::OsString;
 
@@ -28,6 +30,7 @@ fn main() {
                     std::process::exit(code);
                 }
             }
+            signals::install();
             compile::run(invocation, &config)
         }
         Err(error) => {
@@ -35,5 +38,5 @@ fn main() {
             exit::BAD_ARGUMENTS
         }
     };
-    std::process::exit(code);
+    signals::exit(code);
 }

@@ -5,15 +5,15 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tempfile::NamedTempFile;
 
 use crate::auth::{self, AuthError, Credentials};
 use crate::config::{Config, format_seconds};
 use crate::exit;
 use crate::hosts::{Auth, HostSpec, Transport};
 use crate::protocol::{self, ReplyError};
+use crate::tempfiles::{self, OutputTemp};
 
 /// Requests up to this size go out in a single write, preprocessed source included.
 const SINGLE_WRITE_LIMIT: u64 = 4 * 1024 * 1024;
@@ -49,7 +49,7 @@ pub struct Reply {
     pub stderr: Vec<u8>,
     pub stdout: Vec<u8>,
     /// The object file, complete, in the output's directory; present when status is 0.
-    pub object: Option<NamedTempFile>,
+    pub object: Option<OutputTemp>,
 }
 
 /// Opens a TCP connection to the host, trying each of its addresses.
@@ -221,6 +221,12 @@ fn io_failure(step: &'static str, doing: &str, error: io::Error, config: &Config
     }
 }
 
+/// Time to wait for the server to close the connection after the reply.
+/// Stock distccd closes it as soon as it has removed its temporary files,
+/// in a few milliseconds; a server that keeps it open longer is accepted
+/// without the check for data after the reply.
+const END_OF_REPLY_WAIT: Duration = Duration::from_millis(500);
+
 /// Reads the reply. The object is streamed into a temporary file beside
 /// `output`, so memory use does not grow with its size.
 pub fn receive_reply(
@@ -230,84 +236,54 @@ pub fn receive_reply(
     config: &Config,
 ) -> Result<Reply, Failure> {
     let started = Instant::now();
-    let mut reader = io::BufReader::with_capacity(64 * 1024, stream);
-    let version = protocol::read_token(&mut reader, "DONE").map_err(|e| reply_failure(e, config, true))?;
-    if version != protocol_version {
-        return Err(Failure::host(
-            "receive",
-            format!("protocol error: server replied with protocol version {version}, expected {protocol_version}"),
-            exit::PROTOCOL_ERROR,
-        ));
-    }
-    let stat = protocol::read_token(&mut reader, "STAT").map_err(|e| reply_failure(e, config, false))?;
-    let status = protocol::check_wait_status(stat).map_err(|e| reply_failure(e, config, false))?;
-    let stderr = protocol::read_message(&mut reader, "SERR", protocol::MAX_MESSAGE_BYTES)
-        .map_err(|e| reply_failure(e, config, false))?;
-    let stdout = protocol::read_message(&mut reader, "SOUT", protocol::MAX_MESSAGE_BYTES)
-        .map_err(|e| reply_failure(e, config, false))?;
-    let object_length = protocol::read_token(&mut reader, "DOTO").map_err(|e| reply_failure(e, config, false))?;
-    if object_length > protocol::MAX_OBJECT_BYTES {
-        return Err(Failure::host(
-            "receive",
-            format!("protocol error: DOTO length {object_length} is larger than {} bytes", protocol::MAX_OBJECT_BYTES),
-            exit::PROTOCOL_ERROR,
-        ));
-    }
-    log::debug!("server compiler finished with wait status {status:#x} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    let mut reader = io::BufReader::with_capacity(64 * 1024, &*stream);
+    let (head, object) = protocol::read_reply(&mut reader, protocol_version, || tempfiles::create_beside(output))
+        .map_err(|e| reply_failure(e, output, config))?;
+    log::debug!(
+        "server compiler finished with wait status {:#x}; reply of {} bytes of object file received after {:.1} ms",
+        head.status,
+        head.object_length,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
 
-    let object = if status == 0 {
-        let mut file = temporary_output(output)?;
-        protocol::copy_payload(&mut reader, file.as_file_mut(), "DOTO", u64::from(object_length))
-            .map_err(|e| reply_failure(e, config, false))?;
-        Some(file)
-    } else {
-        protocol::copy_payload(&mut reader, &mut io::sink(), "DOTO", u64::from(object_length))
-            .map_err(|e| reply_failure(e, config, false))?;
-        None
-    };
-    log::debug!("received {object_length} bytes of object file");
-    Ok(Reply { status, stderr, stdout, object })
+    let waited = Instant::now();
+    reader
+        .get_ref()
+        .set_read_timeout(Some(END_OF_REPLY_WAIT.min(config.io_timeout)))
+        .map_err(|e| Failure::host("receive", format!("cannot set the read timeout: {e}"), exit::IO_ERROR))?;
+    match protocol::check_end(&mut reader) {
+        Ok(()) => log::debug!("server closed the connection {:.1} ms after the reply", waited.elapsed().as_secs_f64() * 1000.0),
+        Err(ReplyError::Io { error, .. }) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            log::debug!("server kept the connection open after the reply; not checked for more data");
+        }
+        Err(ReplyError::Io { error, .. }) if is_closed(&error) => {}
+        Err(error) => return Err(reply_failure(error, output, config)),
+    }
+    Ok(Reply { status: head.status, stderr: head.stderr, stdout: head.stdout, object })
 }
 
-fn reply_failure(error: ReplyError, config: &Config, first_read: bool) -> Failure {
+fn reply_failure(error: ReplyError, output: &Path, config: &Config) -> Failure {
     match error {
         ReplyError::Io { error, field } => io_failure("receive", &format!("waiting for {field}"), error, config),
-        ReplyError::Truncated { .. } if first_read => Failure::host(
+        ReplyError::Truncated { field: "DONE" } => Failure::host(
             "receive",
             format!("server closed the connection without a reply; {CLOSED_HINT}"),
             exit::TRUNCATED,
         ),
         ReplyError::Truncated { .. } => Failure::host("receive", error.to_string(), exit::TRUNCATED),
+        ReplyError::Output { error } => Failure::client(
+            "write output",
+            format!("cannot write a temporary file in '{}': {error}", tempfiles::output_directory(output).display()),
+            exit::IO_ERROR,
+        ),
         other => Failure::host("receive", other.to_string(), exit::PROTOCOL_ERROR),
     }
 }
 
-fn temporary_output(output: &Path) -> Result<NamedTempFile, Failure> {
-    let directory = match output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    tempfile::Builder::new()
-        .prefix(".distcc-rs-")
-        .suffix(".tmp")
-        .tempfile_in(directory)
-        .map_err(|e| {
-            Failure::client(
-                "write output",
-                format!("cannot create a temporary file in '{}': {e}", directory.display()),
-                exit::IO_ERROR,
-            )
-        })
-}
-
 /// Sets the object's mode to what the compiler would give it (0666 minus the
 /// umask) and renames it onto the output path.
-pub fn install_object(object: NamedTempFile, output: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mask = current_umask();
-    std::fs::set_permissions(object.path(), std::fs::Permissions::from_mode(0o666 & !mask))?;
-    object.persist(output).map_err(|e| e.error)?;
-    Ok(())
+pub fn install_object(object: OutputTemp, output: &Path) -> io::Result<()> {
+    object.install(output, 0o666 & !current_umask())
 }
 
 fn current_umask() -> u32 {
