@@ -14,8 +14,7 @@
 //! travels unencrypted and without integrity protection, exactly as with
 //! stock distcc. Tokens and tickets are never logged.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
@@ -26,6 +25,7 @@ use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_USER_NAME};
 
 use crate::config::format_seconds;
 use crate::protocol;
+use crate::transport::Stream;
 
 /// Largest context token accepted from a server. Kerberos AP-REP tokens are a
 /// few hundred bytes; anything near this bound is not a real token.
@@ -141,21 +141,36 @@ pub struct Target {
 /// Chooses the target principal, as stock distcc does: `host/NAME` read as a
 /// Kerberos user name, or with `DISTCC_PRINCIPAL=SERVICE` the host-based
 /// service `SERVICE@NAME`. NAME is `auth=NAME` when given, else the canonical
-/// name of the connected peer, else the name written in the host entry.
+/// name of the connected peer (IPv4 or IPv6; stock distcc 3.4 looks up IPv4
+/// only), else the host name written in the entry.
+///
+/// Fails when the entry is an IP address whose reverse lookup finds no name,
+/// because `host/ADDRESS` is never a real principal.
 pub fn choose_target(
     named: Option<&str>,
     peer: Option<SocketAddr>,
     entry_host: &str,
     service: Option<&str>,
-) -> Target {
+) -> Result<Target, String> {
     let host = match named {
         Some(name) => name.to_string(),
-        None => peer.and_then(|addr| peer_name(addr.ip())).unwrap_or_else(|| entry_host.to_string()),
+        None => match peer.and_then(|addr| peer_name(addr.ip())) {
+            Some(name) => name,
+            None if entry_host.parse::<IpAddr>().is_ok() => {
+                let address = peer.map(|addr| addr.ip().to_string()).unwrap_or_else(|| entry_host.to_string());
+                return Err(format!(
+                    "cannot choose the service principal for {entry_host}: the reverse lookup of {address} found no host name; \
+                     add the address to /etc/hosts or DNS, or name the principal's host with ,auth=NAME"
+                ));
+            }
+            None => entry_host.to_string(),
+        },
     };
-    match service {
+    log::debug!("service principal host name: {host}");
+    Ok(match service {
         Some(service) => Target { name: format!("{service}@{host}"), host_based: true },
         None => Target { name: format!("host/{host}"), host_based: false },
-    }
+    })
 }
 
 /// Returns the canonical name of the peer: its reverse lookup, or
@@ -223,7 +238,7 @@ fn socket_address(ip: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// Runs the whole handshake on a connected stream. On success the stream is
 /// ready for the distcc request; the read timeout is left at `timeout`.
 pub fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     credentials: &Credentials,
     target: &Target,
     timeout: Duration,
@@ -250,7 +265,7 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-fn set_timeout(stream: &TcpStream, timeout: Duration) -> Result<(), AuthError> {
+fn set_timeout(stream: &impl Stream, timeout: Duration) -> Result<(), AuthError> {
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| AuthError::Handshake(format!("cannot set the handshake timeout: {e}")))
@@ -260,11 +275,12 @@ fn is_timeout(error: &std::io::Error) -> bool {
     matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
 
-fn exchange_stars(stream: &mut TcpStream, timeout: Duration) -> Result<(), AuthError> {
+fn exchange_stars(stream: &mut impl Stream, timeout: Duration) -> Result<(), AuthError> {
     stream
         .write_all(b"*")
         .map_err(|e| AuthError::Handshake(format!("sending the handshake failed: {e}")))?;
     let mut reply = [0u8; 1];
+    stream.quick_ack();
     match stream.read(&mut reply) {
         Ok(1) if reply[0] == b'*' => Ok(()),
         Ok(1) => Err(AuthError::Handshake(format!(
@@ -280,7 +296,7 @@ fn exchange_stars(stream: &mut TcpStream, timeout: Duration) -> Result<(), AuthE
 }
 
 fn run_context_loop(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     context: &mut ClientCtx,
     target: &Target,
     timeout: Duration,
@@ -312,7 +328,7 @@ fn describe_context_error(error: &GssError, target: &Target) -> String {
     format!("GSS-API authentication as {} failed: {error}", target.name)
 }
 
-fn send_token(stream: &mut TcpStream, token: &[u8]) -> Result<(), AuthError> {
+fn send_token(stream: &mut impl Stream, token: &[u8]) -> Result<(), AuthError> {
     // Header and token in one write: two small writes would wait for a
     // delayed ACK on the server's side.
     let mut frame = Vec::with_capacity(12 + token.len());
@@ -323,7 +339,8 @@ fn send_token(stream: &mut TcpStream, token: &[u8]) -> Result<(), AuthError> {
         .map_err(|e| AuthError::Handshake(format!("sending a context token failed: {e}")))
 }
 
-fn receive_token(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, AuthError> {
+fn receive_token(stream: &mut impl Stream, timeout: Duration) -> Result<Vec<u8>, AuthError> {
+    stream.quick_ack();
     let length = protocol::read_token(stream, "TLEN").map_err(|e| reply_error(e, "a context token", timeout))?;
     if length == 0 || length > MAX_TOKEN_BYTES {
         return Err(AuthError::Handshake(format!(
@@ -331,6 +348,7 @@ fn receive_token(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, A
         )));
     }
     let mut token = vec![0u8; length as usize];
+    stream.quick_ack();
     stream.read_exact(&mut token).map_err(|e| {
         if is_timeout(&e) {
             AuthError::Timeout { waiting_for: "a context token", after: timeout }
@@ -363,8 +381,9 @@ fn check_flags(context: &ClientCtx) -> Result<(), AuthError> {
     }
 }
 
-fn read_verdict(stream: &mut TcpStream, principal: &str, timeout: Duration) -> Result<(), AuthError> {
+fn read_verdict(stream: &mut impl Stream, principal: &str, timeout: Duration) -> Result<(), AuthError> {
     let mut verdict = [0u8; 1];
+    stream.quick_ack();
     match stream.read(&mut verdict) {
         Ok(1) if verdict[0] == b'y' => Ok(()),
         Ok(1) if verdict[0] == b'n' => Err(AuthError::AccessDenied { principal: principal.to_string() }),
@@ -386,26 +405,37 @@ mod tests {
 
     #[test]
     fn target_from_auth_name() {
-        let target = choose_target(Some("build1.example.com"), None, "10.0.0.1", None);
+        let target = choose_target(Some("build1.example.com"), None, "10.0.0.1", None).unwrap();
         assert_eq!(target, Target { name: "host/build1.example.com".into(), host_based: false });
     }
 
     #[test]
     fn target_with_service_is_host_based() {
-        let target = choose_target(Some("b1"), None, "b1", Some("distcc"));
+        let target = choose_target(Some("b1"), None, "b1", Some("distcc")).unwrap();
         assert_eq!(target, Target { name: "distcc@b1".into(), host_based: true });
     }
 
     #[test]
     fn target_falls_back_to_entry_name() {
-        let target = choose_target(None, None, "build2", None);
+        let target = choose_target(None, None, "build2", None).unwrap();
         assert_eq!(target.name, "host/build2");
+    }
+
+    #[test]
+    fn address_entry_without_name_is_an_error() {
+        // TEST-NET-1 has no reverse name in /etc/hosts; without a peer no
+        // lookup is made at all.
+        let error = choose_target(None, None, "192.0.2.7", None).unwrap_err();
+        assert!(error.contains("192.0.2.7"), "{error}");
+        assert!(error.contains(",auth=NAME"), "{error}");
+        let error = choose_target(None, None, "::1", None).unwrap_err();
+        assert!(error.contains("::1"), "{error}");
     }
 
     #[test]
     fn loopback_peer_is_localhost() {
         let peer = "[::1]:3632".parse().ok();
-        assert_eq!(choose_target(None, peer, "::1", None).name, "host/localhost");
+        assert_eq!(choose_target(None, peer, "::1", None).unwrap().name, "host/localhost");
     }
 
     #[test]

@@ -94,7 +94,8 @@ pub fn run_own_option(argv: &[OsString], config: &Config) -> Option<i32> {
 
 fn print_version() {
     println!("distcc-rs {}", env!("CARGO_PKG_VERSION"));
-    println!("  protocols: 1 (plain)");
+    println!("  protocols: 1 (plain), 2 (LZO-compressed, ,lzo hosts)");
+    println!("  transports: TCP over IPv4 and IPv6, ssh (DISTCC_SSH)");
     println!("  GSS-API (Kerberos 5) mutual authentication: built in");
     println!("  default port: {}", hosts::DEFAULT_PORT);
 }

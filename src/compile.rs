@@ -17,6 +17,7 @@ use crate::invocation::{self, Invocation};
 use crate::remote::{self, Failure, Reply};
 use crate::signals;
 use crate::tempfiles::{self, PrivateDir};
+use crate::transport::Connection;
 
 /// The system-wide host list, read when neither `DISTCC_HOSTS` nor
 /// `$DISTCC_DIR/hosts` exists (Debian's distcc package reads it too).
@@ -249,41 +250,34 @@ impl Distribution<'_> {
     }
 
     fn attempt(&self, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {
-        if let Transport::Ssh { .. } = host.transport {
-            return Err(Failure::client("connect", "ssh hosts are not supported yet", exit::DISTCC_FAILED));
-        }
-        if host.protocol() != 1 {
-            return Err(Failure::client(
-                "connect",
-                format!("protocol {} (,lzo) is not supported yet", host.protocol()),
-                exit::DISTCC_FAILED,
-            ));
-        }
         if host.auth != Auth::None {
             attempts.credentials()?;
         }
         attempts.start_preprocessor(self.job, self.local, self.config)?;
         let credentials = if host.auth != Auth::None { Some(attempts.credentials()?) } else { None };
 
-        let mut stream = remote::connect(host, self.config)?;
-        if let Some(credentials) = credentials {
-            remote::authenticate(&mut stream, host, credentials, self.config)?;
-        }
+        let mut connection = Connection::open(host, self.config)?;
+        let handshake = match credentials {
+            Some(credentials) => remote::authenticate(&mut connection, host, credentials, self.config),
+            None => Ok(()),
+        };
+        let result = handshake.and_then(|()| self.exchange(&mut connection, host, attempts));
+        connection.close(result)
+    }
+
+    /// Sends the job on an open, authenticated connection and handles the reply.
+    fn exchange(&self, connection: &mut Connection, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {
         let preprocessed = match attempts.finish_preprocessor()? {
             Ok(path) => path,
             Err(code) => return Ok(Outcome::Done(code)),
         };
 
+        let protocol = remote::protocol_for(host);
         let argv = server_argv(&self.local.invocation.compiler_name, self.local.compiler, &self.job.server_args);
         let argv_bytes: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
-        log::debug!("sending job to {}: {}", host.display_name(), display_argv(&argv));
-        remote::send_request(&mut stream, host.protocol(), &argv_bytes, &preprocessed, self.config)?;
-        let reply = remote::receive_reply(
-            &mut stream,
-            host.protocol(),
-            Path::new(&self.job.output),
-            self.config,
-        )?;
+        log::debug!("sending job to {} with protocol {protocol}: {}", host.display_name(), display_argv(&argv));
+        remote::send_request(connection, protocol, &argv_bytes, &preprocessed, self.config)?;
+        let reply = remote::receive_reply(connection, protocol, Path::new(&self.job.output), self.config)?;
         self.handle_reply(host, reply)
     }
 

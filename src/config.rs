@@ -57,12 +57,17 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "DISTCC_IO_TIMEOUT",
         default: "300",
-        description: "Seconds (decimals allowed) to wait for each read or write on a server connection; it bounds a silent remote compile.",
+        description: "Seconds (decimals allowed) to wait for each read or write on a server connection; it bounds a silent remote compile and, for ssh hosts, the ssh login.",
     },
     EnvVar {
         name: "DISTCC_AUTH_TIMEOUT",
         default: "5",
         description: "Seconds (decimals allowed) to wait for each step of the GSS-API handshake of an ,auth host: its '*', its tokens and its verdict.",
+    },
+    EnvVar {
+        name: "DISTCC_SSH",
+        default: "ssh",
+        description: "Command that reaches an ssh host ([USER@]HOST entries), split at blanks into a program and its first arguments; no shell is involved.",
     },
     EnvVar {
         name: "DISTCC_PRINCIPAL",
@@ -104,6 +109,8 @@ pub struct Config {
     pub io_timeout: Duration,
     pub auth_timeout: Duration,
     pub principal: Option<String>,
+    /// `DISTCC_SSH` split at blanks: the program, then its first arguments.
+    pub ssh_command: Vec<String>,
     pub save_temps: bool,
     pub tmpdir: PathBuf,
     pub uncached_err_fd: Option<i32>,
@@ -136,6 +143,7 @@ impl Config {
         let io_timeout = parse_seconds("DISTCC_IO_TIMEOUT", text("DISTCC_IO_TIMEOUT"), 300.0, &mut errors);
         let auth_timeout = parse_seconds("DISTCC_AUTH_TIMEOUT", text("DISTCC_AUTH_TIMEOUT"), 5.0, &mut errors);
         let principal = parse_principal(text("DISTCC_PRINCIPAL"), &mut errors);
+        let ssh_command = parse_ssh_command(lookup("DISTCC_SSH"), &mut errors);
         let save_temps = parse_bool("DISTCC_SAVE_TEMPS", text("DISTCC_SAVE_TEMPS"), false, &mut errors);
         let tmpdir = non_empty_path(lookup("TMPDIR")).unwrap_or_else(|| PathBuf::from("/tmp"));
         let uncached_err_fd = parse_fd(text("UNCACHED_ERR_FD"), &mut errors);
@@ -152,6 +160,7 @@ impl Config {
             io_timeout,
             auth_timeout,
             principal,
+            ssh_command,
             save_temps,
             tmpdir,
             uncached_err_fd,
@@ -211,6 +220,25 @@ fn parse_principal(value: Option<String>, errors: &mut Vec<String>) -> Option<St
         ));
         None
     }
+}
+
+/// Splits `DISTCC_SSH` at blanks, as stock distcc does. Words are not
+/// unquoted, so a program path cannot contain blanks.
+fn parse_ssh_command(value: Option<OsString>, errors: &mut Vec<String>) -> Vec<String> {
+    let default = vec!["ssh".to_string()];
+    let Some(raw) = value else {
+        return default;
+    };
+    let Some(text) = raw.to_str() else {
+        errors.push(format!("invalid DISTCC_SSH='{}': not valid UTF-8", raw.to_string_lossy()));
+        return default;
+    };
+    let words: Vec<String> = text.split_ascii_whitespace().map(str::to_string).collect();
+    if words.is_empty() {
+        errors.push(format!("invalid DISTCC_SSH='{text}': expected a command such as 'ssh' or 'ssh -o BatchMode=yes'"));
+        return default;
+    }
+    words
 }
 
 fn parse_fd(value: Option<String>, errors: &mut Vec<String>) -> Option<i32> {
@@ -321,6 +349,22 @@ mod tests {
         assert_eq!(config_with(&[]).safeguard, 0);
         assert_eq!(config_with(&[("_DISTCC_SAFEGUARD", "2")]).safeguard, 2);
         assert_eq!(config_with(&[("_DISTCC_SAFEGUARD", "x")]).safeguard, 1);
+    }
+
+    #[test]
+    fn ssh_command_split_at_blanks() {
+        assert_eq!(config_with(&[]).ssh_command, ["ssh"]);
+        let config = config_with(&[("DISTCC_SSH", "/opt/ssh  -o BatchMode=yes\t-x")]);
+        assert!(config.errors.is_empty());
+        assert_eq!(config.ssh_command, ["/opt/ssh", "-o", "BatchMode=yes", "-x"]);
+    }
+
+    #[test]
+    fn empty_ssh_command_is_reported() {
+        let config = config_with(&[("DISTCC_SSH", "  ")]);
+        assert_eq!(config.errors.len(), 1);
+        assert!(config.errors[0].contains("DISTCC_SSH='  '"), "{}", config.errors[0]);
+        assert_eq!(config.ssh_command, ["ssh"]);
     }
 
     #[test]

@@ -10,10 +10,13 @@ mod exit;
 mod hosts;
 mod invocation;
 mod logging;
+mod lzo;
 mod protocol;
 mod remote;
 mod signals;
+mod ssh;
 mod tempfiles;
+mod transport;
 
 use std::ffi::OsString;
 

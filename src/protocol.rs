@@ -10,6 +10,8 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
+use crate::lzo::{self, LzoError};
+
 /// Largest compiler stderr or stdout accepted from a server. Both are held
 /// in memory, so this bounds the memory a reply can take. A longer message
 /// counts as a host failure, and the local compile that follows prints the
@@ -39,6 +41,9 @@ pub enum ReplyError {
     TrailingData { first_bytes: Vec<u8> },
     /// The file that receives the object could not be created or written.
     Output { error: io::Error },
+    /// A protocol 2 payload is not a valid LZO1X block, or decompresses to
+    /// more than the field allows.
+    Decompression { field: &'static str, error: LzoError },
 }
 
 impl fmt::Display for ReplyError {
@@ -66,6 +71,7 @@ impl fmt::Display for ReplyError {
                 printable(first_bytes)
             ),
             ReplyError::Output { error } => write!(f, "writing the object file failed: {error}"),
+            ReplyError::Decompression { field, error } => write!(f, "protocol error: {field}: {error}"),
         }
     }
 }
@@ -190,6 +196,43 @@ pub fn copy_payload(
     Ok(())
 }
 
+/// Reads a protocol 2 message token (`SERR`, `SOUT`): its payload is one
+/// LZO1X block, or nothing when the length is 0. The compressed length is
+/// checked before anything is read, and the output is bounded by `limit`.
+pub fn read_compressed_message(reader: &mut impl Read, name: &'static str, limit: u32) -> Result<Vec<u8>, ReplyError> {
+    let length = read_token(reader, name)?;
+    if length == 0 {
+        return Ok(Vec::new());
+    }
+    let max_compressed = lzo::max_compressed_len(limit as usize);
+    if length as usize > max_compressed {
+        return Err(ReplyError::OutOfRange {
+            field: name,
+            value: length,
+            reason: format!("longer than the limit of {max_compressed} compressed bytes"),
+        });
+    }
+    let mut message = Vec::new();
+    copy_compressed_payload(reader, &mut message, name, length, u64::from(limit))?;
+    Ok(message)
+}
+
+/// Decompresses the `length`-byte LZO1X payload of `name` from `reader` into
+/// `writer`, at most `limit` bytes, and returns the decompressed length.
+pub fn copy_compressed_payload(
+    reader: &mut impl Read,
+    writer: &mut impl Write,
+    name: &'static str,
+    length: u32,
+    limit: u64,
+) -> Result<u64, ReplyError> {
+    lzo::decompress(reader, u64::from(length), writer, limit).map_err(|error| match error {
+        LzoError::Io(error) if error.kind() == io::ErrorKind::UnexpectedEof => ReplyError::Truncated { field: name },
+        LzoError::Io(error) => ReplyError::Io { field: name, error },
+        other => ReplyError::Decompression { field: name, error: other },
+    })
+}
+
 /// The fields of a reply apart from the object file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyHead {
@@ -197,31 +240,33 @@ pub struct ReplyHead {
     pub status: i32,
     pub stderr: Vec<u8>,
     pub stdout: Vec<u8>,
-    /// Length of the `DOTO` payload as sent.
+    /// Length of the `DOTO` payload as sent (compressed in protocol 2).
     pub object_length: u32,
 }
 
-/// Reads one protocol 1 reply: `DONE`, `STAT`, `SERR`, `SOUT` and `DOTO`,
-/// each checked before the next is read. When the compiler succeeded
-/// (status 0) the object is streamed into the writer that `open_object`
-/// returns, which is then returned too; otherwise the object is read and
-/// dropped.
+/// Reads one reply: `DONE`, `STAT`, `SERR`, `SOUT` and `DOTO`, each checked
+/// before the next is read. In protocol 2 the payloads are LZO1X blocks and
+/// are decompressed on the way. When the compiler succeeded (status 0) the
+/// object is streamed into the writer that `open_object` returns, which is
+/// then returned too; otherwise the object is read and dropped.
 ///
 /// Memory use is bounded by the two messages (each at most
-/// [`MAX_MESSAGE_BYTES`], grown only as bytes arrive) and a copy buffer,
-/// whatever lengths the server claims. The reader should be buffered.
+/// [`MAX_MESSAGE_BYTES`], grown only as bytes arrive), a copy buffer and,
+/// in protocol 2, the decompressor's window, whatever lengths the server
+/// claims. The reader should be buffered.
 pub fn read_reply<R: Read, W: Write>(
     reader: &mut R,
     version: u32,
     open_object: impl FnOnce() -> io::Result<W>,
 ) -> Result<(ReplyHead, Option<W>), ReplyError> {
+    let compressed = version >= 2;
     let found = read_token(reader, "DONE")?;
     if found != version {
         return Err(ReplyError::WrongVersion { expected: version, found });
     }
     let status = check_wait_status(read_token(reader, "STAT")?)?;
-    let stderr = read_message(reader, "SERR", MAX_MESSAGE_BYTES)?;
-    let stdout = read_message(reader, "SOUT", MAX_MESSAGE_BYTES)?;
+    let stderr = read_any_message(reader, "SERR", compressed)?;
+    let stdout = read_any_message(reader, "SOUT", compressed)?;
     let object_length = read_token(reader, "DOTO")?;
     if object_length > MAX_OBJECT_BYTES {
         return Err(ReplyError::OutOfRange {
@@ -236,8 +281,48 @@ pub fn read_reply<R: Read, W: Write>(
         return Ok((head, None));
     }
     let mut object = open_object().map_err(|error| ReplyError::Output { error })?;
-    copy_payload_into_output(reader, &mut object, u64::from(object_length))?;
+    if compressed && object_length > 0 {
+        let mut output = RecordingWriter { inner: &mut object, error: None };
+        let result = copy_compressed_payload(reader, &mut output, "DOTO", object_length, u64::from(MAX_OBJECT_BYTES));
+        if let Some(error) = output.error.take() {
+            return Err(ReplyError::Output { error });
+        }
+        result?;
+        object.flush().map_err(|error| ReplyError::Output { error })?;
+    } else {
+        copy_payload_into_output(reader, &mut object, u64::from(object_length))?;
+    }
     Ok((head, Some(object)))
+}
+
+fn read_any_message(reader: &mut impl Read, name: &'static str, compressed: bool) -> Result<Vec<u8>, ReplyError> {
+    if compressed {
+        read_compressed_message(reader, name, MAX_MESSAGE_BYTES)
+    } else {
+        read_message(reader, name, MAX_MESSAGE_BYTES)
+    }
+}
+
+/// Passes writes through and keeps the first error, so that a failure to
+/// write the object (the client's fault) is told apart from a failure to
+/// read it (the server's) after the decompressor has mixed both.
+struct RecordingWriter<'a, W: Write> {
+    inner: &'a mut W,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Write for RecordingWriter<'_, W> {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        self.inner.write(buffer).inspect_err(|error| {
+            self.error.get_or_insert_with(|| io::Error::new(error.kind(), error.to_string()));
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|error| {
+            self.error.get_or_insert_with(|| io::Error::new(error.kind(), error.to_string()));
+        })
+    }
 }
 
 /// Copies the object payload, telling a failed read (the server's fault)
@@ -349,6 +434,49 @@ mod tests {
         let mut exact = Vec::new();
         copy_payload(&mut &b"abcdef"[..], &mut exact, "DOTO", 4).unwrap();
         assert_eq!(exact, b"abcd");
+    }
+
+    #[test]
+    fn compressed_message_round_trip() {
+        let text = b"warning: unused variable 'x'\n".repeat(20);
+        let block = lzo::compress(&text);
+        let mut wire = Vec::new();
+        put_string(&mut wire, b"SERR", &block).unwrap();
+        assert_eq!(read_compressed_message(&mut &wire[..], "SERR", 1 << 20).unwrap(), text);
+    }
+
+    #[test]
+    fn empty_compressed_message_has_no_block() {
+        assert_eq!(read_compressed_message(&mut &b"SOUT00000000"[..], "SOUT", 10).unwrap(), b"");
+    }
+
+    #[test]
+    fn compressed_message_limits() {
+        // A claimed compressed length beyond what the limit allows is
+        // rejected before any payload is read.
+        let err = read_compressed_message(&mut &b"SERRffffffff"[..], "SERR", MAX_MESSAGE_BYTES).unwrap_err();
+        assert!(matches!(err, ReplyError::OutOfRange { field: "SERR", .. }), "{err}");
+
+        let block = lzo::compress(&[b'x'; 5000]);
+        let mut wire = Vec::new();
+        put_string(&mut wire, b"SOUT", &block).unwrap();
+        let err = read_compressed_message(&mut &wire[..], "SOUT", 4999).unwrap_err();
+        assert!(matches!(err, ReplyError::Decompression { field: "SOUT", .. }), "{err}");
+        assert!(err.to_string().contains("more than the limit of 4999 bytes"), "{err}");
+    }
+
+    #[test]
+    fn compressed_payload_truncated_or_garbage() {
+        let block = lzo::compress(b"object file contents, object file contents");
+        let err = copy_compressed_payload(&mut &block[..block.len() - 1], &mut Vec::new(), "DOTO", block.len() as u32, 100)
+            .unwrap_err();
+        assert!(matches!(err, ReplyError::Truncated { field: "DOTO" }), "{err}");
+
+        // One literal, then a match 9 bytes back.
+        let garbage = [0x12, b'a', 0x40, 0x01, 0x11, 0, 0];
+        let err = copy_compressed_payload(&mut &garbage[..], &mut Vec::new(), "DOTO", garbage.len() as u32, 1 << 20)
+            .unwrap_err();
+        assert!(matches!(err, ReplyError::Decompression { field: "DOTO", .. }), "{err}");
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! One remote attempt: connect to a host, authenticate when it is marked
-//! `,auth`, send the job and read the reply.
+//! One remote attempt on an open connection: authenticate when the host is
+//! marked `,auth`, send the job and read the reply, in protocol 1 (plain) or
+//! 2 (LZO1X-compressed source, messages and object).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,8 +12,10 @@ use crate::auth::{self, AuthError, Credentials};
 use crate::config::{Config, format_seconds};
 use crate::exit;
 use crate::hosts::{Auth, HostSpec, Transport};
+use crate::lzo;
 use crate::protocol::{self, ReplyError};
 use crate::tempfiles::{self, OutputTemp};
+use crate::transport::{Stream, plain_io_error};
 
 /// Requests up to this size go out in a single write, preprocessed source included.
 const SINGLE_WRITE_LIMIT: u64 = 4 * 1024 * 1024;
@@ -52,75 +54,9 @@ pub struct Reply {
     pub object: Option<OutputTemp>,
 }
 
-/// Opens a TCP connection to the host, trying each of its addresses.
-pub fn connect(host: &HostSpec, config: &Config) -> Result<TcpStream, Failure> {
-    let Transport::Tcp { host: name, port, .. } = &host.transport else {
-        return Err(Failure::client(
-            "connect",
-            format!("host entry '{}' is not a TCP host", host.verbatim),
-            exit::DISTCC_FAILED,
-        ));
-    };
-    let addresses: Vec<SocketAddr> = (name.as_str(), *port)
-        .to_socket_addrs()
-        .map_err(|e| Failure::host("resolve", format!("cannot resolve host name '{name}': {e}"), exit::CONNECT_FAILED))?
-        .collect();
-    if addresses.is_empty() {
-        return Err(Failure::host("resolve", format!("host name '{name}' has no addresses"), exit::CONNECT_FAILED));
-    }
-    let mut last_error = None;
-    for address in addresses {
-        let started = Instant::now();
-        match TcpStream::connect_timeout(&address, config.connect_timeout) {
-            Ok(stream) => {
-                log::debug!("connected to {address} in {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
-                configure_stream(&stream, config)
-                    .map_err(|e| Failure::host("connect", format!("cannot configure the connection: {e}"), exit::IO_ERROR))?;
-                return Ok(stream);
-            }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                log::debug!("connect to {address} timed out");
-                last_error = Some(Failure::host(
-                    "connect",
-                    format!(
-                        "connect to {address} timed out after {} (DISTCC_CONNECT_TIMEOUT)",
-                        format_seconds(config.connect_timeout)
-                    ),
-                    exit::TIMEOUT,
-                ));
-            }
-            Err(e) => {
-                log::debug!("connect to {address} failed: {e}");
-                last_error = Some(Failure::host(
-                    "connect",
-                    format!("connect to {address} failed: {}", plain_io_error(&e)),
-                    exit::CONNECT_FAILED,
-                ));
-            }
-        }
-    }
-    Err(last_error.expect("at least one address was tried"))
-}
-
-fn configure_stream(stream: &TcpStream, config: &Config) -> io::Result<()> {
-    // Requests are written in few large writes, so Nagle's algorithm only adds
-    // delayed-ACK stalls (tens of milliseconds per small write).
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(config.io_timeout))?;
-    stream.set_write_timeout(Some(config.io_timeout))?;
-    Ok(())
-}
-
-fn plain_io_error(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused (is distccd running on that port?)".into(),
-        _ => error.to_string(),
-    }
-}
-
 /// Runs the GSS-API handshake on a host marked `,auth`.
 pub fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     host: &HostSpec,
     credentials: &Credentials,
     config: &Config,
@@ -133,7 +69,8 @@ pub fn authenticate(
         Transport::Tcp { host, .. } | Transport::Ssh { host, .. } => host.as_str(),
         Transport::Local => "localhost",
     };
-    let target = auth::choose_target(named, stream.peer_addr().ok(), entry_host, config.principal.as_deref());
+    let target = auth::choose_target(named, stream.peer_addr(), entry_host, config.principal.as_deref())
+        .map_err(|message| Failure::client("authentication", message, exit::GSSAPI_FAILED))?;
     log::debug!(
         "authenticating to {} as {} with target principal {}",
         host.display_name(),
@@ -155,33 +92,64 @@ pub fn authenticate(
     })
 }
 
-/// Sends the request: header, then the preprocessed source as `DOTI`.
+/// Returns the protocol version to speak with `host`: 1 plain, 2 with
+/// `,lzo`. Pump mode (`,lzo,cpp`, protocol 3) needs an include server, so a
+/// host marked `cpp` gets protocol 2 with local preprocessing, as stock
+/// distcc 3.4 does when no include server is running.
+pub fn protocol_for(host: &HostSpec) -> u32 {
+    if host.cpp {
+        log::debug!("{}: pump mode (,cpp) is not supported; preprocessing locally and using protocol 2", host.display_name());
+    }
+    host.protocol().min(2)
+}
+
+/// Sends the request: header, then the preprocessed source as `DOTI`,
+/// compressed as one LZO1X block in protocol 2.
 pub fn send_request(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     protocol_version: u32,
     argv: &[&[u8]],
     preprocessed: &Path,
     config: &Config,
 ) -> Result<(), Failure> {
     let send_failure = |e: io::Error| io_failure("send", "sending the job", e, config);
+    let read_failure = |e: io::Error| {
+        Failure::client("send", format!("cannot read '{}': {e}", preprocessed.display()), exit::IO_ERROR)
+    };
     let mut source = File::open(preprocessed).map_err(|e| {
         Failure::client("send", format!("cannot open the preprocessed source '{}': {e}", preprocessed.display()), exit::IO_ERROR)
     })?;
-    let length = source
-        .metadata()
-        .map_err(|e| Failure::client("send", format!("cannot read '{}': {e}", preprocessed.display()), exit::IO_ERROR))?
-        .len();
-    let length32 = u32::try_from(length).map_err(|_| {
+    let length = source.metadata().map_err(read_failure)?.len();
+    let too_long = |length: u64| {
         Failure::client("send", format!("preprocessed source is {length} bytes, more than the protocol allows"), exit::IO_ERROR)
-    })?;
+    };
+    let length32 = u32::try_from(length).map_err(|_| too_long(length))?;
 
     let mut request = protocol::request_header(protocol_version, argv).map_err(send_failure)?;
+    if protocol_version >= 2 {
+        // LZO compresses one block held in memory, as stock distcc does.
+        let mut plain = Vec::with_capacity(length as usize);
+        source.read_to_end(&mut plain).map_err(read_failure)?;
+        if plain.len() as u64 != length {
+            return Err(Failure::client("send", "preprocessed source changed while it was read", exit::IO_ERROR));
+        }
+        // Empty data is sent as a zero length without a block, as distccd expects.
+        let compressed = if plain.is_empty() { Vec::new() } else { lzo::compress(&plain) };
+        let compressed_length = u32::try_from(compressed.len()).map_err(|_| too_long(compressed.len() as u64))?;
+        protocol::put_token(&mut request, b"DOTI", compressed_length);
+        request.extend_from_slice(&compressed);
+        stream.write_all(&request).map_err(send_failure)?;
+        log::debug!(
+            "sent {} arguments and {length} bytes of preprocessed source, LZO-compressed to {compressed_length} bytes",
+            argv.len()
+        );
+        return Ok(());
+    }
+
     protocol::put_token(&mut request, b"DOTI", length32);
     if length <= SINGLE_WRITE_LIMIT {
         request.reserve(length as usize);
-        source.read_to_end(&mut request).map_err(|e| {
-            Failure::client("send", format!("cannot read '{}': {e}", preprocessed.display()), exit::IO_ERROR)
-        })?;
+        source.read_to_end(&mut request).map_err(read_failure)?;
         stream.write_all(&request).map_err(send_failure)?;
     } else {
         stream.write_all(&request).map_err(send_failure)?;
@@ -228,15 +196,16 @@ fn io_failure(step: &'static str, doing: &str, error: io::Error, config: &Config
 const END_OF_REPLY_WAIT: Duration = Duration::from_millis(500);
 
 /// Reads the reply. The object is streamed into a temporary file beside
-/// `output`, so memory use does not grow with its size.
+/// `output`, so memory use does not grow with its size. In protocol 2 it is
+/// decompressed on the way.
 pub fn receive_reply(
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     protocol_version: u32,
     output: &Path,
     config: &Config,
 ) -> Result<Reply, Failure> {
     let started = Instant::now();
-    let mut reader = io::BufReader::with_capacity(64 * 1024, &*stream);
+    let mut reader = io::BufReader::with_capacity(64 * 1024, stream);
     let (head, object) = protocol::read_reply(&mut reader, protocol_version, || tempfiles::create_beside(output))
         .map_err(|e| reply_failure(e, output, config))?;
     log::debug!(

@@ -314,11 +314,12 @@ fn leftovers(dir: &Path, prefix: &str) -> Vec<String> {
 
 /// Runs one compile against the fake server and checks everything the
 /// module comment promises. Returns what the server received.
-fn check_case(scratch: &Scratch, reference: &Path, case: Case, auth: bool) -> Vec<u8> {
+/// `options` is appended to the host entry: "", ",auth" or ",lzo".
+fn check_case(scratch: &Scratch, reference: &Path, case: Case, options: &str) -> Vec<u8> {
     let object = scratch.path().join("hostile.o");
     let _ = std::fs::remove_file(&object);
-    let server = fake_server(!auth, case.reply);
-    let hosts = format!("127.0.0.1:{}{}", server.port, if auth { ",auth" } else { "" });
+    let server = fake_server(!options.contains("auth"), case.reply);
+    let hosts = format!("127.0.0.1:{}{options}", server.port);
     let mut command = scratch.distcc(&hosts);
     command.args(["gcc", "-O2", "-c", "hostile.c", "-o", "hostile.o"]);
     for (name, value) in case.env {
@@ -351,7 +352,7 @@ fn broken_replies_fall_back_locally() {
     scratch.write("hostile.c", HELLO);
     let reference = local_reference(&scratch);
     for case in protocol_cases() {
-        check_case(&scratch, &reference, case, false);
+        check_case(&scratch, &reference, case, "");
     }
 }
 
@@ -378,7 +379,7 @@ fn broken_handshakes_never_send_the_job() {
     let reference = local_reference(&scratch);
     for case in handshake_cases() {
         let name = case.name;
-        let received = check_case(&scratch, &reference, case, true);
+        let received = check_case(&scratch, &reference, case, ",auth");
         // The bed's realm is DISTCC.TEST, so "DIST" alone occurs in tickets.
         let request_start = b"DIST00000001ARGC";
         assert!(
@@ -386,5 +387,58 @@ fn broken_handshakes_never_send_the_job() {
             "{name}: the job was sent to an unauthenticated server"
         );
         assert!(received.starts_with(b"*"), "{name}: the client started the handshake");
+    }
+}
+
+/// An LZO1X block of about `megabytes` MiB of 'x' from a few hundred KiB:
+/// one literal, then one match one byte back whose length is extended by a
+/// run of zero bytes (each adds 255), then the end marker.
+fn lzo_bomb(megabytes: usize) -> Vec<u8> {
+    let zero_bytes = (megabytes << 20) / 255;
+    let mut block = vec![18, b'x', 0x20];
+    block.extend(std::iter::repeat_n(0u8, zero_bytes));
+    block.extend_from_slice(&[0x01, 0x00, 0x00, 0x11, 0x00, 0x00]);
+    block
+}
+
+fn compressed_cases() -> Vec<Case> {
+    let head = |status: u32| vec![token("DONE", 2), token("STAT", status)];
+    let parts = |mut first: Vec<Vec<u8>>, rest: Vec<Vec<u8>>| {
+        first.extend(rest);
+        reply_bytes(&first)
+    };
+    // One literal, then a match 9 bytes back: only 1 byte exists.
+    let overrun = vec![0x12, b'a', 0x40, 0x01, 0x11, 0x00, 0x00];
+    vec![
+        case(
+            "DOTO not LZO",
+            send(parts(head(0), vec![token("SERR", 0), token("SOUT", 0), item("DOTO", &overrun)])),
+            "protocol error: DOTO: invalid LZO data",
+        ),
+        case(
+            "SERR decompresses past the limit",
+            send(parts(head(0), vec![item("SERR", &lzo_bomb(20))])),
+            "protocol error: SERR: LZO data decompresses to more than the limit of 16777216 bytes",
+        ),
+        case(
+            "DOTO block cut short",
+            send(parts(head(0), vec![token("SERR", 0), token("SOUT", 0), token("DOTO", 100), vec![18, b'x']])),
+            "while reading DOTO",
+        ),
+        case(
+            "protocol 1 reply to a protocol 2 request",
+            send(reply_bytes(&[token("DONE", 1), token("STAT", 0), token("SERR", 0), token("SOUT", 0), token("DOTO", 0)])),
+            "DONE carries protocol version 1, expected 2",
+        ),
+    ]
+}
+
+#[test]
+fn broken_compressed_replies_fall_back_locally() {
+    let scratch = Scratch::new();
+    scratch.write("hostile.c", HELLO);
+    let reference = local_reference(&scratch);
+    for case in compressed_cases() {
+        check_case(&scratch, &reference, case, ",lzo");
     }
 }
