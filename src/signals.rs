@@ -182,15 +182,26 @@ pub fn guard_output(path: PathBuf) -> Registration {
 }
 
 /// Starts a child process, unless a signal has been taken: then it blocks
-/// until the process dies. The child gets SIGTERM if this process is
-/// killed by a signal that cannot be caught (SIGKILL).
+/// until the process dies. The child starts with no blocked signals, and
+/// gets SIGTERM if this process is killed by a signal that cannot be
+/// caught (SIGKILL).
 pub fn spawn(command: &mut Command) -> io::Result<Child> {
     let _registry = lock();
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the child between fork and exec and calls
-    // only prctl and getppid, which are async-signal-safe.
+    // only sigemptyset, pthread_sigmask, prctl and getppid, which are
+    // async-signal-safe.
     unsafe {
         command.pre_exec(move || {
+            // A child inherits the signal mask, and std (Rust 1.95) does not
+            // clear it, so without this the compiler would ignore the very
+            // signals that the signal thread forwards to it.
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }

@@ -306,3 +306,24 @@ fn ignored_sighup_stays_ignored() {
     assert_eq!(status.code(), Some(0), "{}", job.client_stderr());
     assert!(job.object().exists());
 }
+
+#[test]
+fn children_start_with_no_blocked_signals() {
+    // The client blocks SIGINT, SIGTERM and SIGHUP in all its threads; its
+    // children must not inherit that. A Python compiler wrapper reads its
+    // own mask before anything could change it (dash, unlike Python, clears
+    // the mask at start-up).
+    let job = Job::new("mask");
+    let wrapper = "#!/usr/bin/env python3\nimport os, sys\nmask = [l for l in open('/proc/self/status') if l.startswith('SigBlk:')][0]\nopen(os.environ['COMPILER_LOG'], 'a').write(mask)\nos.execvp('gcc', ['gcc'] + sys.argv[1:])\n";
+    let compiler = job.scratch.write("bin/testcc", wrapper);
+    std::fs::set_permissions(&compiler, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hosts = format!("127.0.0.1:{}", dead_port());
+    let mut client = job.start(&hosts, &[]);
+    let status = wait_for_exit(&mut client, Duration::from_secs(20)).expect("client hangs");
+    assert_eq!(status.code(), Some(0), "{}", job.client_stderr());
+    let log = job.compiler_log();
+    assert_eq!(log.lines().count(), 2, "preprocessor and local compile: {log}");
+    for line in log.lines() {
+        assert_eq!(line.split_whitespace().nth(1), Some("0000000000000000"), "{log}");
+    }
+}
