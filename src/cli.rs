@@ -39,7 +39,7 @@ fn command() -> Command {
             Arg::new("jobs")
                 .short('j')
                 .action(ArgAction::SetTrue)
-                .help("Print the total number of slots of the host list"),
+                .help("Print the total number of slots of the host list, localhost included and ,down entries excluded, for make -j"),
         )
         .arg(
             Arg::new("show-principal")
@@ -114,7 +114,8 @@ fn show_hosts(config: &Config, slots_only: bool) -> i32 {
         }
     };
     if slots_only {
-        let total: u32 = list.hosts.iter().map(|h| h.limit).sum();
+        // Stock distcc 3.4 also counts ,down entries, which never take a job.
+        let total: u64 = list.hosts.iter().filter(|h| !h.down).map(|h| u64::from(h.limit)).sum();
         println!("{total}");
     } else {
         for host in &list.hosts {

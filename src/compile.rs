@@ -16,6 +16,8 @@ use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
 use crate::invocation::{self, Invocation};
 use crate::remote::{self, Failure, Reply};
 use crate::signals;
+use crate::slots::{HeldSlot, HostChoice, LocalLimits, LocalPool, Slots};
+use crate::state::{Phase, Target};
 use crate::tempfiles::{self, PrivateDir};
 use crate::transport::Connection;
 
@@ -43,46 +45,86 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         );
         return exit::RECURSION;
     }
-    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config, output: None };
+    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config, slots: None, output: None };
     if config.safeguard == 1 {
+        // The distcc-rs process that started this compiler has the slot.
         log::debug!("running locally: called from a compiler that distcc-rs started (_DISTCC_SAFEGUARD=1)");
         return local.run();
     }
     if !config.errors.is_empty() {
-        // One message for all invalid settings. Nothing is retried and no
-        // host is contacted, so no host is backed off either.
+        // One message for all invalid settings. No host is contacted, so
+        // nothing is retried and no host is backed off.
         let errors = config.errors.join("; ");
         if !config.fallback {
             log::error!("{errors}; local fallback disabled by DISTCC_FALLBACK=0");
             return exit::BAD_ARGUMENTS;
         }
         log::warn!("{errors}; compiling locally");
-        return local.run();
     }
 
-    let job = match args::analyse(&invocation.args) {
-        Decision::Local(reason) => {
-            log::debug!("running locally: {reason}");
-            return local.run();
-        }
+    let decision = if config.errors.is_empty() {
+        args::analyse(&invocation.args)
+    } else {
+        Decision::Local("invalid settings".into())
+    };
+    let job = match decision {
+        Decision::Local(reason) => return run_locally(&local, &reason),
         Decision::Remote(job) => job,
     };
     if let Some(reason) = output_is_unsafe_to_replace(Path::new(&job.output)) {
-        log::debug!("running locally: {reason}");
-        return local.run();
+        return run_locally(&local, &reason);
     }
-    let local = LocalCompile { output: Some(Path::new(&job.output)), ..local };
     log::debug!(
         "distributable: compile {} to {}",
         job.input.to_string_lossy(),
         job.output.to_string_lossy()
     );
 
+    let slots = match Slots::open(config, &job.input.to_string_lossy()) {
+        Ok(slots) => slots,
+        Err(message) => {
+            if !config.fallback {
+                log::error!("{message}; local fallback disabled by DISTCC_FALLBACK=0");
+                return exit::IO_ERROR;
+            }
+            log::error!("{message}; compiling {} locally", job.input.to_string_lossy());
+            return local.run();
+        }
+    };
+    let local = LocalCompile { slots: Some(&slots), output: Some(Path::new(&job.output)), ..local };
     let hosts = match load_hosts(config) {
         Ok(hosts) => hosts,
-        Err(message) => return local.fall_back(&job, &[message], exit::NO_HOSTS),
+        Err(message) => return local.fall_back(&job, &[message], exit::NO_HOSTS, LocalLimits::from_list(None)),
     };
-    Distribution { job: &job, local: &local, hosts: &hosts, config }.run()
+    let limits = LocalLimits::from_list(Some(&hosts));
+    Distribution { job: &job, local: &local, hosts: &hosts, config, slots: &slots, limits }.run()
+}
+
+/// Runs a job that is not distributed in a slot of this machine. The host
+/// list is read only for its `--localslots` and `--localslots_cpp`, and the
+/// state directory only for the slot, so problems with either are logged
+/// as debug messages: the compile does not need them.
+fn run_locally(local: &LocalCompile, reason: &str) -> i32 {
+    log::debug!("running locally: {reason}");
+    let args = &local.invocation.args;
+    let source = args.iter().find(|a| args::is_source_name(a)).map(|a| a.to_string_lossy().into_owned());
+    let slots = match Slots::open(local.config, source.as_deref().unwrap_or("")) {
+        Ok(slots) => slots,
+        Err(message) => {
+            log::debug!("{message}; running without a local slot");
+            return local.run();
+        }
+    };
+    let limits = match load_hosts(local.config) {
+        Ok(list) => LocalLimits::from_list(Some(&list)),
+        Err(message) => {
+            log::debug!("{message}; using the default local slot counts");
+            LocalLimits::from_list(None)
+        }
+    };
+    // Preprocess-only jobs share the preprocessor pool, as in stock distcc.
+    let pool = if args.iter().any(|a| a == "-E") { LocalPool::Preprocess } else { LocalPool::Compile };
+    LocalCompile { slots: Some(&slots), ..*local }.run_in_slot(pool, limits)
 }
 
 /// Writing the object by rename would replace a device such as `/dev/null`
@@ -115,10 +157,13 @@ fn load_hosts(config: &Config) -> Result<HostList, String> {
 }
 
 /// Runs the compiler on this machine with the user's unchanged arguments.
+#[derive(Clone, Copy)]
 struct LocalCompile<'a> {
     compiler: &'a Path,
     invocation: &'a Invocation,
     config: &'a Config,
+    /// Slots of this machine; `None` when the state directory is unusable.
+    slots: Option<&'a Slots>,
     /// The object file, when the arguments name it: it is removed if a
     /// signal interrupts the compiler after it started writing it.
     output: Option<&'a Path>,
@@ -150,6 +195,29 @@ impl LocalCompile<'_> {
         }
     }
 
+    /// Waits for a slot of `pool` and runs the compiler in it.
+    fn run_in_slot(&self, pool: LocalPool, limits: LocalLimits) -> i32 {
+        let Some(slots) = self.slots else {
+            return self.run();
+        };
+        match slots.acquire_local(pool, limits) {
+            Ok(slot) => self.run_holding(slots, slot),
+            Err(message) => {
+                log::warn!("{message}; compiling without a local slot");
+                self.run()
+            }
+        }
+    }
+
+    /// Runs the compiler while this process keeps `slot`, until the
+    /// compiler exits.
+    fn run_holding(&self, slots: &Slots, slot: HeldSlot) -> i32 {
+        slots.monitor.note(Target::Local, Phase::Compile);
+        let code = self.run();
+        drop(slot);
+        code
+    }
+
     fn command(&self) -> Command {
         let mut command = Command::new(self.compiler);
         command.args(&self.invocation.args);
@@ -159,7 +227,7 @@ impl LocalCompile<'_> {
 
     /// Reports why distribution failed and compiles locally, or fails with
     /// `code` when `DISTCC_FALLBACK=0`.
-    fn fall_back(&self, job: &RemoteJob, reasons: &[String], code: i32) -> i32 {
+    fn fall_back(&self, job: &RemoteJob, reasons: &[String], code: i32, limits: LocalLimits) -> i32 {
         let source = job.input.to_string_lossy();
         let reasons = reasons.join("; ");
         if !self.config.fallback {
@@ -167,7 +235,7 @@ impl LocalCompile<'_> {
             return code;
         }
         log::warn!("{source}: {reasons}; compiling locally");
-        self.run()
+        self.run_in_slot(LocalPool::Compile, limits)
     }
 }
 
@@ -187,6 +255,8 @@ struct Distribution<'a> {
     local: &'a LocalCompile<'a>,
     hosts: &'a HostList,
     config: &'a Config,
+    slots: &'a Slots,
+    limits: LocalLimits,
 }
 
 /// State shared by the attempts on successive hosts.
@@ -201,61 +271,81 @@ impl Distribution<'_> {
         let mut attempts = Attempts { temp_dir: None, preprocessor: None, credentials: None };
         let mut failures: Vec<String> = Vec::new();
         let mut last_code = exit::NO_HOSTS;
+        let mut choice = HostChoice::new(self.hosts);
 
-        for host in &self.hosts.hosts {
-            if host.down {
-                log::debug!("skipping {}: marked down", host.display_name());
-                continue;
-            }
+        loop {
+            let (index, slot) = match self.slots.acquire_host(&mut choice) {
+                Ok(Some(pick)) => pick,
+                Ok(None) => break,
+                Err(message) => {
+                    failures.push(message);
+                    break;
+                }
+            };
+            let host = choice.host(index);
             if host.transport == Transport::Local {
                 log::debug!("host list entry {} runs the job locally", host.verbatim);
                 attempts.discard(self.config);
-                return self.local.run();
+                return self.local.run_holding(self.slots, slot);
             }
             if attempts.temp_dir.is_none() {
                 match tempfiles::create_private_dir(&self.config.tmpdir) {
                     Ok(dir) => attempts.temp_dir = Some(dir),
-                    // Every host would fail the same way.
-                    Err(message) => return self.local.fall_back(self.job, &[message], exit::IO_ERROR),
+                    Err(message) => {
+                        // Every host would fail the same way, and blaming
+                        // the host would back it off.
+                        drop(slot);
+                        return self.local.fall_back(self.job, &[message], exit::IO_ERROR, self.limits);
+                    }
                 }
             }
             log::debug!("trying host {}", host.display_name());
             match self.attempt(host, &mut attempts) {
                 Ok(Outcome::Done(code)) => {
+                    self.slots.host_worked(host);
                     attempts.discard(self.config);
                     return code;
                 }
                 Ok(Outcome::RetryLocally) => {
+                    self.slots.host_worked(host);
+                    drop(slot);
                     attempts.discard(self.config);
-                    return self.local.run();
+                    return self.local.run_in_slot(LocalPool::Compile, self.limits);
                 }
                 Err(failure) => {
                     log::debug!("{} failed at {}: {}", host.display_name(), failure.step, failure.message);
+                    if failure.host_fault {
+                        self.slots.host_failed(host, &failure.message);
+                    }
                     failures.push(format!("{}: {}", host.verbatim, failure.message));
                     last_code = failure.exit_code;
+                    choice.exclude(index);
+                    drop(slot);
+                    // A job must not wait for a host slot while it holds a
+                    // local one (stock distcc's lock order, which rules out
+                    // deadlocks), so the preprocessor finishes first.
+                    if let Some(code) = attempts.settle_preprocessor() {
+                        attempts.discard(self.config);
+                        return code;
+                    }
                 }
             }
         }
-        // A preprocessor that failed has printed why: the source is at fault,
-        // and a local compile would only print the same errors again.
-        if let Some(code) = attempts.preprocessor_failure() {
-            attempts.discard(self.config);
-            return code;
-        }
         attempts.discard(self.config);
         if failures.is_empty() {
-            failures.push("no usable host in the host list".into());
+            failures.push("no usable host: every host is marked ,down or backed off after a failure".into());
         }
-        self.local.fall_back(self.job, &failures, last_code)
+        self.local.fall_back(self.job, &failures, last_code, self.limits)
     }
 
     fn attempt(&self, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {
         if host.auth != Auth::None {
             attempts.credentials()?;
         }
-        attempts.start_preprocessor(self.job, self.local, self.config)?;
+        attempts.start_preprocessor(self.job, self.local, self.config, self.slots, self.limits)?;
         let credentials = if host.auth != Auth::None { Some(attempts.credentials()?) } else { None };
 
+        self.slots.monitor.note(Target::Remote, Phase::Connect);
         let mut connection = Connection::open(host, self.config)?;
         let handshake = match credentials {
             Some(credentials) => remote::authenticate(&mut connection, host, credentials, self.config),
@@ -276,7 +366,9 @@ impl Distribution<'_> {
         let argv = server_argv(&self.local.invocation.compiler_name, self.local.compiler, &self.job.server_args);
         let argv_bytes: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
         log::debug!("sending job to {} with protocol {protocol}: {}", host.display_name(), display_argv(&argv));
+        self.slots.monitor.note(Target::Remote, Phase::Send);
         remote::send_request(connection, protocol, &argv_bytes, &preprocessed, self.config)?;
+        self.slots.monitor.note(Target::Remote, Phase::Compile);
         let reply = remote::receive_reply(connection, protocol, Path::new(&self.job.output), self.config)?;
         self.handle_reply(host, reply)
     }
@@ -350,7 +442,14 @@ impl Attempts {
         }
     }
 
-    fn start_preprocessor(&mut self, job: &RemoteJob, local: &LocalCompile, config: &Config) -> Result<(), Failure> {
+    fn start_preprocessor(
+        &mut self,
+        job: &RemoteJob,
+        local: &LocalCompile,
+        config: &Config,
+        slots: &Slots,
+        limits: LocalLimits,
+    ) -> Result<(), Failure> {
         if self.preprocessor.is_some() {
             return Ok(());
         }
@@ -358,6 +457,10 @@ impl Attempts {
             self.preprocessor = Some(Preprocessor::Done(PathBuf::from(&job.input)));
             return Ok(());
         }
+        let slot = slots
+            .acquire_local(LocalPool::Preprocess, limits)
+            .map_err(|message| Failure::client("preprocess", message, exit::IO_ERROR))?;
+        slots.monitor.note(Target::Local, Phase::Preprocess);
         let Some(temp_dir) = &self.temp_dir else {
             return Err(Failure::client("preprocess", "no temporary directory for the preprocessed source", exit::DISTCC_FAILED));
         };
@@ -379,8 +482,24 @@ impl Attempts {
         let child = signals::spawn(&mut command).map_err(|e| {
             Failure::client("preprocess", format!("cannot run {}: {e}", local.compiler.display()), exit::COMPILER_MISSING)
         })?;
-        self.preprocessor = Some(Preprocessor::Running(child, path));
+        self.preprocessor = Some(Preprocessor::Running(child, path, slot));
         Ok(())
+    }
+
+    /// Waits for a running preprocessor, which frees its local slot.
+    /// Returns its exit code when it failed.
+    fn settle_preprocessor(&mut self) -> Option<i32> {
+        if !matches!(self.preprocessor, Some(Preprocessor::Running(..))) {
+            return None;
+        }
+        match self.finish_preprocessor() {
+            Ok(Ok(_)) => None,
+            Ok(Err(code)) => Some(code),
+            Err(failure) => {
+                log::debug!("{}", failure.message);
+                None
+            }
+        }
     }
 
     /// Waits for the preprocessor. The inner `Err` is its exit code when it
@@ -392,7 +511,8 @@ impl Attempts {
                 self.preprocessor = Some(Preprocessor::Done(path.clone()));
                 Ok(Ok(path))
             }
-            Some(Preprocessor::Running(mut child, path)) => {
+            // The local slot is freed when `_slot` goes out of scope here.
+            Some(Preprocessor::Running(mut child, path, _slot)) => {
                 let status = signals::wait(&mut child)
                     .map_err(|e| Failure::client("preprocess", format!("waiting for the preprocessor failed: {e}"), exit::IO_ERROR))?;
                 if status.success() {
@@ -415,36 +535,26 @@ impl Attempts {
         }
     }
 
-    /// Returns the exit code of the preprocessor if it ran and failed,
-    /// waiting for it if it still runs.
-    fn preprocessor_failure(&mut self) -> Option<i32> {
-        if matches!(self.preprocessor, Some(Preprocessor::Running(..))) {
-            return match self.finish_preprocessor() {
-                Ok(Err(code)) => Some(code),
-                Ok(Ok(_)) | Err(_) => None,
-            };
-        }
-        None
-    }
-
     /// Stops a running preprocessor and removes temporary files (unless
     /// `DISTCC_SAVE_TEMPS=1`).
     fn discard(&mut self, config: &Config) {
-        if let Some(Preprocessor::Running(mut child, _)) = self.preprocessor.take() {
+        if let Some(Preprocessor::Running(mut child, _, _)) = self.preprocessor.take() {
             let _ = child.kill();
             let _ = signals::wait(&mut child);
         }
-        if let Some(dir) = self.temp_dir.take() {
-            if config.save_temps {
-                let kept = dir.keep();
-                log::warn!("kept temporary files in {} (DISTCC_SAVE_TEMPS=1)", kept.display());
-            }
+        // Taking the directory removes it when it is dropped, unless kept.
+        if let Some(dir) = self.temp_dir.take()
+            && config.save_temps
+        {
+            let kept = dir.keep();
+            log::warn!("kept temporary files in {} (DISTCC_SAVE_TEMPS=1)", kept.display());
         }
     }
 }
 
 enum Preprocessor {
-    Running(Child, PathBuf),
+    /// The child, its output file and the local slot it runs in.
+    Running(Child, PathBuf, HeldSlot),
     Done(PathBuf),
 }
 

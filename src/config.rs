@@ -27,7 +27,17 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "DISTCC_DIR",
         default: "$HOME/.distcc",
-        description: "State directory: hosts file, lock and backoff files, monitor state. Created when missing.",
+        description: "State directory: hosts file, lock and backoff files (lock/), monitor state (state/). Created with its parents when missing. When HOME is unset or $HOME/.distcc cannot be used, $TMPDIR/distcc-rs-UID is used instead.",
+    },
+    EnvVar {
+        name: "DISTCC_BACKOFF_PERIOD",
+        default: "60",
+        description: "Seconds (whole) that every client skips a host after it failed on the host's side (refused, timed out, protocol error). 0 disables backoff; a failed host is then still tried at most once per job.",
+    },
+    EnvVar {
+        name: "DISTCC_PAUSE_TIME_MSEC",
+        default: "1000",
+        description: "Milliseconds to wait before looking again when every slot is taken. 0 looks again after 1 ms.",
     },
     EnvVar {
         name: "DISTCC_VERBOSE",
@@ -101,6 +111,11 @@ pub const ENV_VARS: &[EnvVar] = &[
 pub struct Config {
     pub hosts: Option<OsString>,
     pub distcc_dir: Option<PathBuf>,
+    /// True when `distcc_dir` comes from `DISTCC_DIR`, false when it is
+    /// derived from `HOME`.
+    pub distcc_dir_set: bool,
+    pub backoff_period: Duration,
+    pub pause_time: Duration,
     pub verbose: bool,
     pub log_file: Option<PathBuf>,
     pub fallback: bool,
@@ -132,9 +147,27 @@ impl Config {
         let text = |name: &str| lookup(name).map(|value| value.to_string_lossy().into_owned());
 
         let hosts = lookup("DISTCC_HOSTS");
-        let distcc_dir = non_empty_path(lookup("DISTCC_DIR")).or_else(|| {
+        let distcc_dir_env = non_empty_path(lookup("DISTCC_DIR"));
+        let distcc_dir_set = distcc_dir_env.is_some();
+        let distcc_dir = distcc_dir_env.or_else(|| {
             non_empty_path(lookup("HOME")).map(|home| home.join(".distcc"))
         });
+        let backoff_period = Duration::from_secs(parse_whole_number(
+            "DISTCC_BACKOFF_PERIOD",
+            text("DISTCC_BACKOFF_PERIOD"),
+            60,
+            MAX_BACKOFF_PERIOD_SECONDS,
+            "seconds",
+            &mut errors,
+        ));
+        let pause_time = Duration::from_millis(parse_whole_number(
+            "DISTCC_PAUSE_TIME_MSEC",
+            text("DISTCC_PAUSE_TIME_MSEC"),
+            1000,
+            MAX_PAUSE_TIME_MSEC,
+            "milliseconds",
+            &mut errors,
+        ));
         let verbose = parse_bool("DISTCC_VERBOSE", text("DISTCC_VERBOSE"), false, &mut errors);
         let log_file = non_empty_path(lookup("DISTCC_LOG"));
         let fallback = parse_bool("DISTCC_FALLBACK", text("DISTCC_FALLBACK"), true, &mut errors);
@@ -152,6 +185,9 @@ impl Config {
         Config {
             hosts,
             distcc_dir,
+            distcc_dir_set,
+            backoff_period,
+            pause_time,
             verbose,
             log_file,
             fallback,
@@ -203,6 +239,38 @@ fn parse_seconds(name: &str, value: Option<String>, default: f64, errors: &mut V
             Duration::from_secs_f64(default)
         }
     }
+}
+
+/// Largest accepted `DISTCC_BACKOFF_PERIOD`: one week.
+const MAX_BACKOFF_PERIOD_SECONDS: u64 = 7 * 86_400;
+
+/// Largest accepted `DISTCC_PAUSE_TIME_MSEC`: one minute.
+const MAX_PAUSE_TIME_MSEC: u64 = 60_000;
+
+/// Parses a whole number from 0 to `max`. Stock distcc reads these values
+/// with `atoi`, which turns "1.5" into 1 and "abc" into 0; here anything but
+/// plain digits is an error.
+fn parse_whole_number(
+    name: &str,
+    value: Option<String>,
+    default: u64,
+    max: u64,
+    unit: &str,
+    errors: &mut Vec<String>,
+) -> u64 {
+    let Some(raw) = value else {
+        return default;
+    };
+    let trimmed = raw.trim();
+    let parsed = if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        trimmed.parse::<u64>().ok().filter(|number| *number <= max)
+    } else {
+        None
+    };
+    parsed.unwrap_or_else(|| {
+        errors.push(format!("invalid {name}='{raw}': expected a whole number of {unit} from 0 to {max}"));
+        default
+    })
 }
 
 /// Parses `DISTCC_PRINCIPAL`, a GSS-API service name such as `distcc`.
@@ -342,6 +410,47 @@ mod tests {
         assert_eq!(config.distcc_dir, Some(PathBuf::from("/home/alice/.distcc")));
         let config = config_with(&[("HOME", "/home/alice"), ("DISTCC_DIR", "/x")]);
         assert_eq!(config.distcc_dir, Some(PathBuf::from("/x")));
+    }
+
+    #[test]
+    fn backoff_and_pause_defaults() {
+        let config = config_with(&[]);
+        assert_eq!(config.backoff_period, Duration::from_secs(60));
+        assert_eq!(config.pause_time, Duration::from_millis(1000));
+        assert!(!config.distcc_dir_set);
+    }
+
+    #[test]
+    fn backoff_and_pause_accept_zero() {
+        let config = config_with(&[("DISTCC_BACKOFF_PERIOD", "0"), ("DISTCC_PAUSE_TIME_MSEC", "0")]);
+        assert!(config.errors.is_empty(), "{:?}", config.errors);
+        assert_eq!(config.backoff_period, Duration::ZERO);
+        assert_eq!(config.pause_time, Duration::ZERO);
+    }
+
+    #[test]
+    fn backoff_and_pause_reject_bad_values() {
+        for (name, bad) in [
+            ("DISTCC_BACKOFF_PERIOD", "1.5"),
+            ("DISTCC_BACKOFF_PERIOD", "-1"),
+            ("DISTCC_BACKOFF_PERIOD", "soon"),
+            ("DISTCC_BACKOFF_PERIOD", ""),
+            ("DISTCC_BACKOFF_PERIOD", "604801"),
+            ("DISTCC_PAUSE_TIME_MSEC", "60001"),
+            ("DISTCC_PAUSE_TIME_MSEC", "99999999999999999999999"),
+        ] {
+            let config = config_with(&[(name, bad)]);
+            assert_eq!(config.errors.len(), 1, "{name}={bad:?}");
+            assert!(config.errors[0].contains(&format!("{name}='{bad}'")), "{}", config.errors[0]);
+        }
+        let config = config_with(&[("DISTCC_BACKOFF_PERIOD", "soon")]);
+        assert_eq!(config.backoff_period, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn distcc_dir_set_only_from_variable() {
+        assert!(config_with(&[("DISTCC_DIR", "/x")]).distcc_dir_set);
+        assert!(!config_with(&[("HOME", "/home/alice")]).distcc_dir_set);
     }
 
     #[test]

@@ -3,18 +3,23 @@
 
 mod args;
 mod auth;
+mod backoff;
 mod cli;
 mod compile;
 mod config;
 mod exit;
 mod hosts;
 mod invocation;
+mod lock;
 mod logging;
 mod lzo;
 mod protocol;
 mod remote;
 mod signals;
+mod slots;
 mod ssh;
+mod state;
+mod statedir;
 mod tempfiles;
 mod transport;
 
@@ -28,10 +33,10 @@ fn main() {
     }
     let code = match invocation::classify(&argv) {
         Ok(invocation) => {
-            if invocation.mode != invocation::Mode::Masquerade {
-                if let Some(code) = cli::run_own_option(&argv, &config) {
-                    std::process::exit(code);
-                }
+            if invocation.mode != invocation::Mode::Masquerade
+                && let Some(code) = cli::run_own_option(&argv, &config)
+            {
+                std::process::exit(code);
             }
             signals::install();
             compile::run(invocation, &config)

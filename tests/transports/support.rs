@@ -119,6 +119,9 @@ impl Workspace {
             }
         }
         command.env("DISTCC_DIR", self.path(".distcc"));
+        // Every run tries its hosts afresh: with backoff, a host that failed
+        // in one run of a test would be skipped by the next run.
+        command.env("DISTCC_BACKOFF_PERIOD", "0");
         command.envs(env.iter().copied());
         command
     }
