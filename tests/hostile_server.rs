@@ -442,3 +442,42 @@ fn broken_compressed_replies_fall_back_locally() {
         check_case(&scratch, &reference, case, ",lzo");
     }
 }
+
+#[test]
+fn verbose_log_contains_no_token() {
+    // The client's context token carries its Kerberos ticket. With every
+    // debug message on, no part of it may appear in the log, raw or in hex.
+    let scratch = Scratch::new();
+    scratch.write("hostile.c", HELLO);
+    let mut reply = b"*".to_vec();
+    reply.extend(item("TLEN", &[0x5a; 64]));
+    let server = fake_server(false, send(reply));
+    let mut command = scratch.distcc(&format!("127.0.0.1:{},auth", server.port));
+    command.env("DISTCC_VERBOSE", "1").args(["gcc", "-O2", "-c", "hostile.c", "-o", "hostile.o"]);
+    let output = command.output().unwrap();
+    let log = output.stderr;
+    let text = String::from_utf8_lossy(&log).into_owned();
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("authenticating to"), "the handshake ran: {text}");
+    server.thread.join().unwrap();
+
+    let received = server.received.lock().unwrap().clone();
+    assert!(received.starts_with(b"*TLEN"), "the client sent a token");
+    let length = u32::from_str_radix(std::str::from_utf8(&received[5..13]).unwrap(), 16).unwrap() as usize;
+    let token = &received[13..13 + length];
+    assert!(token.len() > 100, "a Kerberos AP-REQ is several hundred bytes: {}", token.len());
+    // The token also contains the realm and the service principal in clear
+    // text, which the log names on purpose, so windows of printable ASCII
+    // are skipped.
+    for window in token.windows(8).filter(|w| !w.iter().all(|b| b.is_ascii_graphic())) {
+        assert!(!log.windows(8).any(|w| w == window), "raw token bytes in the log: {window:?}");
+        let hex: String = window.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!text.to_lowercase().contains(&hex), "token bytes in hex in the log: {hex}");
+    }
+    let longest_hex_run = text
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest_hex_run < 32, "a long hexadecimal run in the log: {text}");
+}
