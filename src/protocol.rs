@@ -246,9 +246,9 @@ pub struct ReplyHead {
 
 /// Reads one reply: `DONE`, `STAT`, `SERR`, `SOUT` and `DOTO`, each checked
 /// before the next is read. In protocol 2 the payloads are LZO1X blocks and
-/// are decompressed on the way. When the compiler succeeded (status 0) the
-/// object is streamed into the writer that `open_object` returns, which is
-/// then returned too; otherwise the object is read and dropped.
+/// are decompressed on the way. When the compiler succeeded (status 0), the
+/// object is streamed into the writer that `open_object` returns, and that
+/// writer is returned too. Otherwise the object is read and dropped.
 ///
 /// Memory use is bounded by the two messages (each at most
 /// [`MAX_MESSAGE_BYTES`], grown only as bytes arrive), a copy buffer and,
@@ -260,6 +260,7 @@ pub fn read_reply<R: Read, W: Write>(
     open_object: impl FnOnce() -> io::Result<W>,
 ) -> Result<(ReplyHead, Option<W>), ReplyError> {
     let compressed = version >= 2;
+
     let found = read_token(reader, "DONE")?;
     if found != version {
         return Err(ReplyError::WrongVersion { expected: version, found });
@@ -276,10 +277,12 @@ pub fn read_reply<R: Read, W: Write>(
         });
     }
     let head = ReplyHead { status, stderr, stdout, object_length };
+
     if status != 0 {
         copy_payload(reader, &mut io::sink(), "DOTO", u64::from(object_length))?;
         return Ok((head, None));
     }
+
     let mut object = open_object().map_err(|error| ReplyError::Output { error })?;
     if compressed && object_length > 0 {
         let mut output = RecordingWriter { inner: &mut object, error: None };
@@ -303,9 +306,9 @@ fn read_any_message(reader: &mut impl Read, name: &'static str, compressed: bool
     }
 }
 
-/// Passes writes through and keeps the first error, so that a failure to
-/// write the object (the client's fault) is told apart from a failure to
-/// read it (the server's) after the decompressor has mixed both.
+/// Writer that passes writes through and keeps the first error. The
+/// decompressor reports read and write errors alike, and this separates a
+/// failed object write (the client's fault) from a failed read (the server's).
 struct RecordingWriter<'a, W: Write> {
     inner: &'a mut W,
     error: Option<io::Error>,

@@ -7,8 +7,8 @@
 //!    the local compiler, an ssh client, and whatever those started;
 //! 2. sends SIGKILL to the descendants still running after [`GRACE`];
 //! 3. removes the registered temporary files and partial outputs;
-//! 4. dies by the same signal, so that make or a shell sees the status
-//!    it would see for a plain compiler.
+//! 4. dies by the same signal, so that make or a shell gets the status
+//!    it would get from a plain compiler.
 //!
 //! The process is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so a
 //! process whose parent dies first, such as the `sleep` of a compiler
@@ -71,7 +71,7 @@ enum Entry {
     Output { path: PathBuf, before: Option<FileIdentity> },
 }
 
-/// What tells a file apart from a rewritten or replaced one.
+/// Identity of a file, which changes when the file is rewritten or replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileIdentity {
     device: u64,
@@ -225,9 +225,9 @@ pub fn wait(child: &mut Child) -> io::Result<ExitStatus> {
     status
 }
 
-/// Runs `action` while no termination can start; used to rename a finished
-/// object onto its output path, so that a signal either comes first and
-/// the output stays as it was, or comes after the rename.
+/// Runs `action` while no termination can start. Renaming a finished object
+/// onto its output path runs here, so a signal either comes first and the
+/// output stays as it was, or comes after the rename.
 pub fn without_termination<T>(action: impl FnOnce() -> T) -> T {
     let _registry = lock();
     action()

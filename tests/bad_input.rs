@@ -14,7 +14,7 @@ use common::{Scratch, assert_same_file};
 
 const HELLO: &str = "#include <stdio.h>\nint hello(void) { return printf(\"hello\\n\"); }\n";
 
-/// A port that accepts connections and tells whether any arrived.
+/// A listening port that records whether a client connected.
 struct Watched {
     listener: TcpListener,
 }
@@ -58,8 +58,8 @@ fn reference(scratch: &Scratch) -> std::path::PathBuf {
     path
 }
 
-/// The variables that `--help` lists with a numeric default, plus those
-/// that hold a number but default to unset.
+/// Returns the variables that `--help` lists with a numeric default, plus
+/// those that hold a number but default to unset.
 fn numeric_variables() -> Vec<String> {
     let help = Command::new(common::distcc_rs()).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&help.stdout).into_owned();

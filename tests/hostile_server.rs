@@ -1,10 +1,10 @@
 //! A scripted fake distcc server that sends broken or hostile replies.
 //!
-//! Every case must end in a local compile with a correct object, one
-//! warning line that names the host and the field at fault, no temporary
-//! file left behind, and a peak memory use of the client (measured with
-//! `wait4`, so it includes the local compiler) under 64 MiB, also when the
-//! server claims a body of up to 4 GiB.
+//! Every case must end in a local compile with a correct object and one
+//! warning line that names the host and the field at fault. No temporary
+//! file may be left behind, and the peak memory of the client (measured
+//! with GNU time, so it includes the local compiler) must stay under
+//! 64 MiB, also when the server claims a body of up to 4 GiB.
 
 mod common;
 
@@ -23,7 +23,7 @@ const HELLO: &str = "#include <stdio.h>\nint hello(void) { return printf(\"hello
 /// Peak memory allowed for the client and its local compile, in KiB.
 const MEMORY_LIMIT_KIB: u64 = 64 * 1024;
 
-/// How the fake server answers once it has read the whole request.
+/// How the fake server replies once it has read the whole request.
 type Reply = Box<dyn FnOnce(&mut TcpStream) + Send>;
 
 struct FakeServer {
@@ -98,7 +98,7 @@ fn item(name: &str, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// A reply that is complete and well formed up to `tail`.
+/// Concatenates the encoded fields of a reply.
 fn reply_bytes(parts: &[Vec<u8>]) -> Vec<u8> {
     parts.concat()
 }
@@ -342,8 +342,7 @@ fn check_case(scratch: &Scratch, reference: &Path, case: Case, options: &str) ->
     eprintln!("{name}: peak memory {} KiB, {:?}", run.max_rss_kib, run.elapsed);
 
     server.thread.join().unwrap();
-    let received = server.received.lock().unwrap().clone();
-    received
+    server.received.lock().unwrap().clone()
 }
 
 #[test]
@@ -390,9 +389,10 @@ fn broken_handshakes_never_send_the_job() {
     }
 }
 
-/// An LZO1X block of about `megabytes` MiB of 'x' from a few hundred KiB:
-/// one literal, then one match one byte back whose length is extended by a
-/// run of zero bytes (each adds 255), then the end marker.
+/// Builds an LZO1X block of a few hundred KiB that decompresses to about
+/// `megabytes` MiB of 'x'. It is one literal, then one match one byte back
+/// whose length is extended by a run of zero bytes (each adds 255), then
+/// the end marker.
 fn lzo_bomb(megabytes: usize) -> Vec<u8> {
     let zero_bytes = (megabytes << 20) / 255;
     let mut block = vec![18, b'x', 0x20];

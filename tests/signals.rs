@@ -162,7 +162,7 @@ fn dead_port() -> u16 {
 
 /// A server that accepts one job, reports on `received` once it has the
 /// whole request (or, with `request: false`, the connection), and then
-/// never answers: it holds the connection until the client closes it, for
+/// never replies: it holds the connection until the client closes it, for
 /// at most 20 s.
 fn silent_server(request: bool) -> (u16, mpsc::Receiver<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -3,10 +3,10 @@
 //! process group) halfway through and restarted on the same port a second
 //! later.
 //!
-//! Afterwards every object must equal a local gcc build, no client may have
-//! hung, no process of the run may be left, no compiler may have inherited
-//! a descriptor of the client, no lock in the shared DISTCC_DIR may still be
-//! held, and no temporary file may be left.
+//! Afterwards every object must equal a local gcc build and no client may
+//! have hung. No process of the run may be left, no compiler may have
+//! inherited a descriptor of the client, no lock in the shared DISTCC_DIR
+//! may still be held, and no temporary file may be left.
 //!
 //! The number of compiles is `DISTCC_RS_SOAK_COMPILES` (default 500, at
 //! least 32). The sources are the C files of zlib and Lua 5.4.
@@ -28,7 +28,7 @@ use common::Scratch;
 
 const CLIENTS: usize = 16;
 
-/// Longest time one client may take before it counts as hung. A compile
+/// Maximum time one client may take before it counts as hung. A compile
 /// takes well under a second here; the bound leaves room for a loaded machine.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -346,7 +346,7 @@ fn soak_two_servers_one_restarted() {
                     }
                     let source_index = job % sources.len();
                     // Alternate the order so that both servers get jobs.
-                    let hosts = if job % 2 == 0 { format!("{host_a} {host_b}") } else { format!("{host_b} {host_a}") };
+                    let hosts = if job.is_multiple_of(2) { format!("{host_a} {host_b}") } else { format!("{host_b} {host_a}") };
                     let mut command = Command::new(common::distcc_rs());
                     scratch.prepare_without_bed(&mut command, &hosts);
                     command

@@ -1,9 +1,9 @@
 //! Fuzz target: the `DISTCC_HOSTS` parser.
 //!
 //! Any text must parse or fail without a panic. A parsed entry must keep the
-//! invariants the rest of the client relies on (a limit of at least 1, no
-//! name that ssh could read as an option or a shell could interpret), and
-//! its canonical text must parse back to the same entry.
+//! invariants the rest of the client relies on: a limit of at least 1, and
+//! no name that ssh could read as an option or a shell could interpret. Its
+//! canonical text must parse back to the same entry.
 
 #![no_main]
 
