@@ -107,7 +107,30 @@ pub fn acquire_credentials() -> Result<Credentials, AuthError> {
     Ok(Credentials { cred, principal })
 }
 
-fn cache_name() -> String {
+impl Credentials {
+    /// Returns how long the ticket-granting ticket remains valid.
+    pub fn remaining_lifetime(&self) -> Result<Duration, AuthError> {
+        self.cred.lifetime().map_err(|e| AuthError::Credentials(describe_credential_error(&e)))
+    }
+}
+
+/// Obtains the service ticket for `target` without contacting the server:
+/// the first initiator step of a GSS-API context asks the KDC for it, or
+/// finds it in the credential cache. This tells a service principal that the
+/// KDC does not know apart from a server that fails later in the handshake.
+pub fn obtain_service_ticket(credentials: &Credentials, target: &Target) -> Result<(), AuthError> {
+    let name_type = if target.host_based { GSS_NT_HOSTBASED_SERVICE } else { GSS_NT_USER_NAME };
+    let name = Name::new(target.name.as_bytes(), Some(name_type))
+        .map_err(|e| AuthError::Gssapi(format!("invalid target principal '{}': {e}", target.name)))?;
+    let mut context = ClientCtx::new(Some(credentials.cred.clone()), name, REQUIRED_FLAGS, Some(GSS_MECH_KRB5));
+    context
+        .step(None, None)
+        .map_err(|e| AuthError::Gssapi(describe_context_error(&e, target)))?;
+    Ok(())
+}
+
+/// Returns the name of the credential cache in use, for messages.
+pub fn cache_name() -> String {
     std::env::var("KRB5CCNAME").unwrap_or_else(|_| "the default credential cache".into())
 }
 

@@ -65,7 +65,7 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
     let decision = if config.errors.is_empty() {
         args::analyse(&invocation.args)
     } else {
-        Decision::Local("invalid settings".into())
+        Decision::Local(format!("invalid settings: {}", config.errors.join("; ")))
     };
     let job = match decision {
         Decision::Local(reason) => return run_locally(&local, &reason),
@@ -269,7 +269,8 @@ struct Attempts {
 impl Distribution<'_> {
     fn run(self) -> i32 {
         let mut attempts = Attempts { temp_dir: None, preprocessor: None, credentials: None };
-        let mut failures: Vec<String> = Vec::new();
+        // Failures of the state directory; host failures are kept in `choice`.
+        let mut slot_errors: Vec<String> = Vec::new();
         let mut last_code = exit::NO_HOSTS;
         let mut choice = HostChoice::new(self.hosts);
 
@@ -278,7 +279,7 @@ impl Distribution<'_> {
                 Ok(Some(pick)) => pick,
                 Ok(None) => break,
                 Err(message) => {
-                    failures.push(message);
+                    slot_errors.push(message);
                     break;
                 }
             };
@@ -317,9 +318,8 @@ impl Distribution<'_> {
                     if failure.host_fault {
                         self.slots.host_failed(host, &failure.message);
                     }
-                    failures.push(format!("{}: {}", host.verbatim, failure.message));
                     last_code = failure.exit_code;
-                    choice.exclude(index);
+                    choice.exclude(index, &failure.message);
                     drop(slot);
                     // A job must not wait for a host slot while it holds a
                     // local one (stock distcc's lock order, which rules out
@@ -332,10 +332,12 @@ impl Distribution<'_> {
             }
         }
         attempts.discard(self.config);
-        if failures.is_empty() {
-            failures.push("no usable host: every host is marked ,down or backed off after a failure".into());
+        let mut reasons = choice.unused_host_reasons();
+        reasons.extend(slot_errors);
+        if reasons.is_empty() {
+            reasons.push("no usable host: every host is marked ,down".into());
         }
-        self.local.fall_back(self.job, &failures, last_code, self.limits)
+        self.local.fall_back(self.job, &reasons, last_code, self.limits)
     }
 
     fn attempt(&self, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {

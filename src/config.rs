@@ -104,6 +104,21 @@ pub const ENV_VARS: &[EnvVar] = &[
         default: "unset",
         description: "Recursion guard set for every compiler distcc-rs runs; a compiler that calls distcc-rs again runs locally, a second nesting is an error.",
     },
+    EnvVar {
+        name: "HOME",
+        default: "unset",
+        description: "Home directory; DISTCC_DIR defaults to $HOME/.distcc.",
+    },
+    EnvVar {
+        name: "PATH",
+        default: "unset",
+        description: "Searched for the real compiler, skipping distcc-rs itself, stock distcc and links to them; --install-masquerade links the compilers found on it.",
+    },
+    EnvVar {
+        name: "KRB5CCNAME",
+        default: "the Kerberos library's default",
+        description: "Kerberos credential cache that holds the client principal's tickets; read by the Kerberos library and named in messages about missing or expired tickets.",
+    },
 ];
 
 /// Settings for one run, read once at start-up.

@@ -4,6 +4,7 @@
 mod args;
 mod auth;
 mod backoff;
+mod check;
 mod cli;
 mod compile;
 mod config;
@@ -13,6 +14,8 @@ mod invocation;
 mod lock;
 mod logging;
 mod lzo;
+mod manpage;
+mod masquerade;
 mod protocol;
 mod remote;
 mod signals;

@@ -88,6 +88,12 @@ pub struct HostChoice<'a> {
     failed: Vec<bool>,
     /// Hosts whose backoff was already logged for this job.
     reported: Vec<bool>,
+    /// Why each host was not used, as the fallback warning names it: the
+    /// failure of this job's attempt, or the failure recorded with the
+    /// host's backoff. The recorded failure keeps the warning the same in
+    /// every run while the host stays backed off, which configure scripts
+    /// and libtool need, because they compare standard error between runs.
+    reasons: Vec<Option<String>>,
 }
 
 impl<'a> HostChoice<'a> {
@@ -105,6 +111,7 @@ impl<'a> HostChoice<'a> {
             order,
             failed: vec![false; list.hosts.len()],
             reported: vec![false; list.hosts.len()],
+            reasons: vec![None; list.hosts.len()],
         }
     }
 
@@ -112,9 +119,20 @@ impl<'a> HostChoice<'a> {
         &self.hosts[index]
     }
 
-    /// Excludes a host for the rest of this job.
-    pub fn exclude(&mut self, index: usize) {
+    /// Excludes a host for the rest of this job after it failed for `reason`.
+    pub fn exclude(&mut self, index: usize, reason: &str) {
         self.failed[index] = true;
+        self.reasons[index] = Some(reason.to_string());
+    }
+
+    /// Returns `ENTRY: REASON` for each host that failed or was skipped
+    /// after a failure, in the order the job tries hosts. Hosts marked
+    /// `,down` are left out.
+    pub fn unused_host_reasons(&self) -> Vec<String> {
+        self.order
+            .iter()
+            .filter_map(|&index| self.reasons[index].as_ref().map(|reason| format!("{}: {reason}", self.hosts[index].verbatim)))
+            .collect()
     }
 }
 
@@ -223,12 +241,21 @@ impl Slots {
         } else {
             match self.backoff.check(host) {
                 Ok(None) => None,
-                Ok(Some(state)) => Some(format!(
-                    "backed off {} ago{}; tried again in {}",
-                    format_seconds(Duration::from_secs(state.elapsed.as_secs())),
-                    if state.reason.is_empty() { String::new() } else { format!(" after: {}", state.reason) },
-                    format_seconds(Duration::from_secs(state.remaining.as_secs().max(1))),
-                )),
+                Ok(Some(state)) => {
+                    if choice.reasons[index].is_none() {
+                        choice.reasons[index] = Some(if state.reason.is_empty() {
+                            "skipped after a failure that another client recorded (DISTCC_BACKOFF_PERIOD)".to_string()
+                        } else {
+                            state.reason.clone()
+                        });
+                    }
+                    Some(format!(
+                        "backed off {} ago{}; tried again in {}",
+                        format_seconds(Duration::from_secs(state.elapsed.as_secs())),
+                        if state.reason.is_empty() { String::new() } else { format!(" after: {}", state.reason) },
+                        format_seconds(Duration::from_secs(state.remaining.as_secs().max(1))),
+                    ))
+                }
                 Err(error) => {
                     log::debug!("cannot read {}: {error}; using the host", self.backoff.file(host).display());
                     None
@@ -377,10 +404,16 @@ mod tests {
         let list = parse_host_list("a:1,down b:2 c:3 d:4", "test").unwrap();
         slots.host_failed(&list.hosts[1], "connection refused");
         let mut choice = HostChoice::new(&list);
-        choice.exclude(2);
+        choice.exclude(2, "connect to 127.0.0.1:3 timed out");
         assert_eq!(take(&slots, &mut choice).0, "d:4");
-        choice.exclude(3);
+        choice.exclude(3, "access denied");
         assert!(slots.acquire_host(&mut choice).unwrap().is_none());
+        // The fallback warning names every host but the one marked down, in
+        // list order, with the failure recorded for the backed-off host.
+        assert_eq!(
+            choice.unused_host_reasons(),
+            ["b:2: connection refused", "c:3: connect to 127.0.0.1:3 timed out", "d:4: access denied"]
+        );
 
         slots.host_worked(&list.hosts[1]);
         let mut fresh = HostChoice::new(&list);
