@@ -117,6 +117,10 @@ impl Write for OutputTemp {
 }
 
 impl OutputTemp {
+    pub fn as_file(&self) -> &File {
+        self.file.as_file()
+    }
+
     /// Gives the file `mode` and renames it onto `output`. A signal cannot
     /// come between the two: it is handled before or after both.
     pub fn install(self, output: &Path, mode: u32) -> io::Result<()> {
