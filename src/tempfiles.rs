@@ -24,7 +24,7 @@ pub struct PrivateDir {
 }
 
 /// Creates a private directory `distcc-rs-XXXXXX` in `tmpdir` (the value of
-/// `$TMPDIR`). The error names `tmpdir` and says what is wrong with it.
+/// `$TMPDIR`). The error names `tmpdir` and describes the problem.
 pub fn create_private_dir(tmpdir: &Path) -> Result<PrivateDir, String> {
     check_tmpdir(tmpdir)?;
     let dir = tempfile::Builder::new()
