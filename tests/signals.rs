@@ -327,3 +327,29 @@ fn children_start_with_no_blocked_signals() {
         assert_eq!(line.split_whitespace().nth(1), Some("0000000000000000"), "{log}");
     }
 }
+
+#[test]
+fn sigterm_stops_ssh_command() {
+    // An ssh host whose command never replies: the client waits for the
+    // reply while the ssh child (here a shell that execs sleep) runs.
+    let job = Job::new("ssh");
+    let ssh = job.scratch.write("bin/silent-ssh", "#!/bin/sh\nexec sleep 60\n");
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ssh_text = ssh.to_str().unwrap().to_string();
+    let mut client = job.start("@build.example", &[("DISTCC_SSH", ssh_text.as_str()), ("DISTCC_IO_TIMEOUT", "30")]);
+    assert!(
+        wait_until(Duration::from_secs(10), || job.live_processes().iter().any(|p| p.contains("sleep 60"))),
+        "the ssh command did not start: {}",
+        job.client_stderr()
+    );
+    thread::sleep(Duration::from_millis(100));
+
+    let sent = Instant::now();
+    signal_client(&client, libc::SIGTERM, false);
+    let status = wait_for_exit(&mut client, Duration::from_secs(1)).expect("client still runs 1 s after SIGTERM");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    let gone = wait_until(Duration::from_secs(1).saturating_sub(sent.elapsed()), || job.live_processes().is_empty());
+    assert!(gone, "the ssh command outlived the client: {:?}", job.live_processes());
+    assert_eq!(job.tmpdir_entries(), Vec::<String>::new());
+    assert!(!job.compiler_log().contains("compile "), "{}", job.compiler_log());
+}
