@@ -18,10 +18,12 @@ mod manpage;
 mod masquerade;
 mod protocol;
 mod remote;
+mod signals;
 mod slots;
 mod ssh;
 mod state;
 mod statedir;
+mod tempfiles;
 mod transport;
 
 use std::ffi::OsString;
@@ -39,6 +41,7 @@ fn main() {
             {
                 std::process::exit(code);
             }
+            signals::install();
             compile::run(invocation, &config)
         }
         Err(error) => {
@@ -46,5 +49,5 @@ fn main() {
             exit::BAD_ARGUMENTS
         }
     };
-    std::process::exit(code);
+    signals::exit(code);
 }
