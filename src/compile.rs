@@ -2,10 +2,9 @@
 //! hosts in order, and fall back to a local compile when no host worked.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -15,9 +14,12 @@ use crate::config::Config;
 use crate::exit;
 use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
 use crate::invocation::{self, Invocation};
+use crate::tempfiles::OutputTemp;
 use crate::remote::{self, Failure, Reply};
+use crate::signals;
 use crate::slots::{HeldSlot, HostChoice, LocalLimits, LocalPool, Slots};
 use crate::state::{Phase, Target};
+use crate::tempfiles::{self, PrivateDir};
 use crate::transport::Connection;
 
 /// The system-wide host list, read when neither `DISTCC_HOSTS` nor
@@ -44,19 +46,21 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
         );
         return exit::RECURSION;
     }
-    mark_children(config.safeguard + 1);
-    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config, slots: None };
+    let local = LocalCompile { compiler: &compiler, invocation: &invocation, config, slots: None, output: None };
     if config.safeguard == 1 {
         // The distcc-rs process that started this compiler has the slot.
         log::debug!("running locally: called from a compiler that distcc-rs started (_DISTCC_SAFEGUARD=1)");
-        return local.exec();
+        return local.run();
     }
-    for error in &config.errors {
-        log::warn!("{error}");
-    }
-    if !config.errors.is_empty() && !config.fallback {
-        log::error!("invalid settings and local fallback disabled by DISTCC_FALLBACK=0");
-        return exit::BAD_ARGUMENTS;
+    if !config.errors.is_empty() {
+        // One message for all invalid settings. No host is contacted, so
+        // nothing is retried and no host is backed off.
+        let errors = config.errors.join("; ");
+        if !config.fallback {
+            log::error!("{errors}; local fallback disabled by DISTCC_FALLBACK=0");
+            return exit::BAD_ARGUMENTS;
+        }
+        log::warn!("{errors}; compiling locally");
     }
 
     let (family, cplusplus_driver) = args::detect_family(&invocation.compiler_name, &compiler);
@@ -93,10 +97,14 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
                 return exit::IO_ERROR;
             }
             log::error!("{message}; compiling {} locally", job.input.to_string_lossy());
-            return local.exec();
+            return local.run();
         }
     };
-    let local = LocalCompile { slots: Some(&slots), ..local };
+    let output = match &job.output {
+        Output::File(path) => Some(Path::new(path)),
+        Output::Stdout => None,
+    };
+    let local = LocalCompile { slots: Some(&slots), output, ..local };
     let hosts = match load_hosts(config) {
         Ok(hosts) => hosts,
         Err(message) => return local.fall_back(&job, &[message], exit::NO_HOSTS, LocalLimits::from_list(None)),
@@ -117,7 +125,7 @@ fn run_locally(local: &LocalCompile, reason: &str) -> i32 {
         Ok(slots) => slots,
         Err(message) => {
             log::debug!("{message}; running without a local slot");
-            return local.exec();
+            return local.run();
         }
     };
     let limits = match load_hosts(local.config) {
@@ -129,7 +137,7 @@ fn run_locally(local: &LocalCompile, reason: &str) -> i32 {
     };
     // Preprocess-only jobs share the preprocessor pool, as in stock distcc.
     let pool = if args.iter().any(|a| a == "-E") { LocalPool::Preprocess } else { LocalPool::Compile };
-    LocalCompile { slots: Some(&slots), ..*local }.exec_in_slot(pool, limits)
+    LocalCompile { slots: Some(&slots), ..*local }.run_in_slot(pool, limits)
 }
 
 /// Sets `_DISTCC_SAFEGUARD` for every child process, so that a compiler
@@ -138,10 +146,13 @@ fn run_locally(local: &LocalCompile, reason: &str) -> i32 {
 /// one changed variable copies the whole environment into a map first,
 /// which cost 20 to 180 thousand instructions per spawn, depending on the
 /// size of the environment (callgrind, release build).
-fn mark_children(level: u32) {
-    // SAFETY: this runs once, early in `run`, before the client starts any
-    // thread (the ssh transport starts one later), so no other thread can
-    // read the environment while it changes.
+///
+/// # Safety
+/// No other thread may run: call it before `signals::install` starts the
+/// signal thread.
+pub unsafe fn mark_children(level: u32) {
+    // SAFETY: the caller guarantees that no other thread reads or changes the
+    // environment meanwhile.
     unsafe { std::env::set_var("_DISTCC_SAFEGUARD", level.to_string()) };
 }
 
@@ -218,45 +229,56 @@ struct LocalCompile<'a> {
     config: &'a Config,
     /// Slots of this machine; `None` when the state directory is unusable.
     slots: Option<&'a Slots>,
+    /// The object file, when the arguments name it: it is removed if a
+    /// signal interrupts the compiler after it started writing it.
+    output: Option<&'a Path>,
 }
 
 impl LocalCompile<'_> {
-    /// Replaces this process with the compiler, so that its exit status,
-    /// output and signals reach the caller untouched.
-    fn exec(&self) -> i32 {
-        let error = self.command().exec();
-        log::error!("cannot run compiler {}: {error}", self.compiler.display());
-        exit::COMPILER_MISSING
-    }
-
-    /// Waits for a slot of `pool` and replaces this process with the
-    /// compiler, which keeps the slot until it exits.
-    fn exec_in_slot(&self, pool: LocalPool, limits: LocalLimits) -> i32 {
-        let Some(slots) = self.slots else {
-            return self.exec();
+    /// Runs the compiler as a child process and returns its exit code, or
+    /// 128 plus the signal that killed it.
+    ///
+    /// A child rather than `exec`, so that a signal sent to distcc-rs alone
+    /// (`kill PID`, as make does) still stops the compiler and everything it
+    /// started: see `signals`.
+    fn run(&self) -> i32 {
+        let mut command = self.command();
+        let _guard = self.output.map(|output| signals::guard_output(output.to_path_buf()));
+        let mut child = match signals::spawn(&mut command) {
+            Ok(child) => child,
+            Err(error) => {
+                log::error!("cannot run compiler {}: {error}", self.compiler.display());
+                return exit::COMPILER_MISSING;
+            }
         };
-        match slots.acquire_local(pool, limits) {
-            Ok(slot) => self.exec_holding(slots, slot),
-            Err(message) => {
-                log::warn!("{message}; compiling without a local slot");
-                self.exec()
+        match signals::wait(&mut child) {
+            Ok(status) => exit_code(&status, self.compiler),
+            Err(error) => {
+                log::error!("waiting for compiler {} failed: {error}", self.compiler.display());
+                exit::DISTCC_FAILED
             }
         }
     }
 
-    /// Replaces this process with the compiler while `slot` stays held.
-    ///
-    /// A POSIX record lock survives `execve` when its descriptor is
-    /// inherited, so the compiler, which keeps this process id, holds the
-    /// slot until it exits. The monitor record stays too and shows the
-    /// compile: monitors skip it once the process is gone, and the next
-    /// distcc-rs job that writes a record deletes it.
-    fn exec_holding(&self, slots: &Slots, slot: HeldSlot) -> i32 {
-        if let Err(error) = slot.keep_across_exec() {
-            log::warn!("cannot keep the local slot for the compiler ({error}); other jobs may use it");
+    /// Waits for a slot of `pool` and runs the compiler in it.
+    fn run_in_slot(&self, pool: LocalPool, limits: LocalLimits) -> i32 {
+        let Some(slots) = self.slots else {
+            return self.run();
+        };
+        match slots.acquire_local(pool, limits) {
+            Ok(slot) => self.run_holding(slots, slot),
+            Err(message) => {
+                log::warn!("{message}; compiling without a local slot");
+                self.run()
+            }
         }
+    }
+
+    /// Runs the compiler while this process keeps `slot`, until the
+    /// compiler exits.
+    fn run_holding(&self, slots: &Slots, slot: HeldSlot) -> i32 {
         slots.monitor.note(Target::Local, Phase::Compile);
-        let code = self.exec();
+        let code = self.run();
         drop(slot);
         code
     }
@@ -277,8 +299,19 @@ impl LocalCompile<'_> {
             return code;
         }
         log::warn!("{source}: {reasons}; compiling locally");
-        self.exec_in_slot(LocalPool::Compile, limits)
+        self.run_in_slot(LocalPool::Compile, limits)
     }
+}
+
+/// Returns the exit code of a finished compiler, or 128 plus the number of
+/// the signal that killed it, which is reported with its name.
+fn exit_code(status: &std::process::ExitStatus, compiler: &Path) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    let signal = status.signal().unwrap_or(0);
+    log::error!("compiler {} was killed by {}", compiler.display(), exit::signal_name(signal));
+    128 + signal
 }
 
 struct Distribution<'a> {
@@ -292,7 +325,7 @@ struct Distribution<'a> {
 
 /// State shared by the attempts on successive hosts.
 struct Attempts {
-    temp_dir: Option<tempfile::TempDir>,
+    temp_dir: Option<PrivateDir>,
     preprocessor: Option<Preprocessor>,
     credentials: Option<Result<Credentials, String>>,
 }
@@ -318,7 +351,18 @@ impl Distribution<'_> {
             if host.transport == Transport::Local {
                 log::debug!("host list entry {} runs the job locally", host.verbatim);
                 attempts.discard(self.config);
-                return self.local.exec_holding(self.slots, slot);
+                return self.local.run_holding(self.slots, slot);
+            }
+            if attempts.temp_dir.is_none() {
+                match tempfiles::create_private_dir(&self.config.tmpdir) {
+                    Ok(dir) => attempts.temp_dir = Some(dir),
+                    Err(message) => {
+                        // Every host would fail the same way, and blaming
+                        // the host would back it off.
+                        drop(slot);
+                        return self.local.fall_back(self.job, &[message], exit::IO_ERROR, self.limits);
+                    }
+                }
             }
             log::debug!("trying host {}", host.display_name());
             match self.attempt(host, &mut attempts) {
@@ -334,7 +378,7 @@ impl Distribution<'_> {
                     }
                     drop(slot);
                     attempts.discard(self.config);
-                    return self.local.exec_in_slot(LocalPool::Compile, self.limits);
+                    return self.local.run_in_slot(LocalPool::Compile, self.limits);
                 }
                 Err(failure) => {
                     log::debug!("{} failed at {}: {}", host.display_name(), failure.step, failure.message);
@@ -350,7 +394,7 @@ impl Distribution<'_> {
                     if let Some(reason) = attempts.settle_preprocessor(self.job) {
                         log::debug!("compiling locally: {reason}");
                         attempts.discard(self.config);
-                        return self.local.exec_in_slot(LocalPool::Compile, self.limits);
+                        return self.local.run_in_slot(LocalPool::Compile, self.limits);
                     }
                 }
             }
@@ -365,7 +409,7 @@ impl Distribution<'_> {
     }
 
     fn attempt(&self, host: &HostSpec, attempts: &mut Attempts) -> Result<Outcome, Failure> {
-        attempts.start_preprocessor(self.job, self.local, self.config, self.slots, self.limits)?;
+        attempts.start_preprocessor(self.job, self.local, self.slots, self.limits)?;
         // Loading the GSS-API library and reading the credential cache take
         // about a millisecond, which now overlaps the preprocessor's run.
         let credentials = if host.auth != Auth::None { Some(attempts.credentials()?) } else { None };
@@ -457,7 +501,7 @@ impl Distribution<'_> {
 
     /// Puts the received object or assembler file where the compiler would
     /// have written it.
-    fn write_output(&self, object: tempfile::NamedTempFile) -> Result<(), Failure> {
+    fn write_output(&self, object: OutputTemp) -> Result<(), Failure> {
         match &self.job.output {
             Output::File(path) => remote::install_object(object, Path::new(path)).map_err(|e| {
                 Failure::client(
@@ -467,7 +511,10 @@ impl Distribution<'_> {
                 )
             }),
             Output::Stdout => {
-                let mut file = object.reopen().map_err(|e| {
+                let mut file = object.as_file().try_clone().map_err(|e| {
+                    Failure::client("write output", format!("cannot read the received output: {e}"), exit::IO_ERROR)
+                })?;
+                std::io::Seek::rewind(&mut file).map_err(|e| {
                     Failure::client("write output", format!("cannot read the received output: {e}"), exit::IO_ERROR)
                 })?;
                 let mut stdout = std::io::stdout().lock();
@@ -547,7 +594,6 @@ impl Attempts {
         &mut self,
         job: &RemoteJob,
         local: &LocalCompile,
-        config: &Config,
         slots: &Slots,
         limits: LocalLimits,
     ) -> Result<(), Failure> {
@@ -562,19 +608,16 @@ impl Attempts {
             .acquire_local(LocalPool::Preprocess, limits)
             .map_err(|message| Failure::client("preprocess", message, exit::IO_ERROR))?;
         slots.monitor.note(Target::Local, Phase::Preprocess);
-        let temp_dir = tempfile::Builder::new()
-            .prefix("distcc-rs-")
-            .tempdir_in(&config.tmpdir)
-            .map_err(|e| {
-                Failure::client(
-                    "preprocess",
-                    format!("cannot create a temporary directory in TMPDIR '{}': {e}", config.tmpdir.display()),
-                    exit::IO_ERROR,
-                )
-            })?;
-        let path = temp_dir.path().join(format!("source.{}", job.preprocessed_ext));
-        let file = File::create(&path).map_err(|e| {
-            Failure::client("preprocess", format!("cannot create '{}': {e}", path.display()), exit::IO_ERROR)
+        let Some(temp_dir) = &self.temp_dir else {
+            return Err(Failure::client("preprocess", "no temporary directory for the preprocessed source", exit::DISTCC_FAILED));
+        };
+        let name = format!("source.{}", job.preprocessed_ext);
+        let (file, path) = temp_dir.create_file(&name).map_err(|e| {
+            Failure::client(
+                "preprocess",
+                format!("cannot create '{}': {e}", temp_dir.path().join(&name).display()),
+                exit::IO_ERROR,
+            )
         })?;
         let mut command = Command::new(local.compiler);
         command
@@ -583,10 +626,9 @@ impl Attempts {
             .stdout(file)
             .stderr(Stdio::piped());
         log::debug!("preprocessing: {} {}", local.compiler.display(), display_argv(&job.cpp_args));
-        let child = command.spawn().map_err(|e| {
+        let child = signals::spawn(&mut command).map_err(|e| {
             Failure::client("preprocess", format!("cannot run {}: {e}", local.compiler.display()), exit::COMPILER_MISSING)
         })?;
-        self.temp_dir = Some(temp_dir);
         self.preprocessor = Some(Preprocessor::Running(child, path, slot));
         Ok(())
     }
@@ -617,16 +659,28 @@ impl Attempts {
                 Ok(Preprocessed::Ready(path))
             }
             // The local slot is freed when `_slot` goes out of scope here.
-            Some(Preprocessor::Running(child, path, _slot)) => {
-                let output = child
-                    .wait_with_output()
-                    .map_err(|e| Failure::client("preprocess", format!("waiting for the preprocessor failed: {e}"), exit::IO_ERROR))?;
-                if !output.status.success() {
-                    use std::os::unix::process::ExitStatusExt;
-                    let code = output.status.code().unwrap_or_else(|| 128 + output.status.signal().unwrap_or(0));
-                    return Ok(Preprocessed::CompileLocally(format!("the preprocessor failed with exit code {code}")));
+            Some(Preprocessor::Running(mut child, path, _slot)) => {
+                // stdout goes to the file, so reading stderr to its end
+                // before waiting cannot block the preprocessor.
+                let mut diagnostics = Vec::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = stderr.read_to_end(&mut diagnostics);
                 }
-                if !output.stderr.is_empty() {
+                let status = signals::wait(&mut child)
+                    .map_err(|e| Failure::client("preprocess", format!("waiting for the preprocessor failed: {e}"), exit::IO_ERROR))?;
+                if !status.success() {
+                    use std::os::unix::process::ExitStatusExt;
+                    let reason = match status.code() {
+                        Some(code) => format!("the preprocessor failed with exit code {code}"),
+                        None => format!(
+                            "the preprocessor was killed by {}",
+                            exit::signal_name(status.signal().unwrap_or(0))
+                        ),
+                    };
+                    return Ok(Preprocessed::CompileLocally(reason));
+                }
+                if !diagnostics.is_empty() {
                     return Ok(Preprocessed::CompileLocally("the preprocessor printed diagnostics".into()));
                 }
                 if job.server_expands_macros {
@@ -649,7 +703,7 @@ impl Attempts {
     fn discard(&mut self, config: &Config) {
         if let Some(Preprocessor::Running(mut child, _, _)) = self.preprocessor.take() {
             let _ = child.kill();
-            let _ = child.wait();
+            let _ = signals::wait(&mut child);
         }
         // Taking the directory removes it when it is dropped, unless kept.
         if let Some(dir) = self.temp_dir.take()

@@ -423,6 +423,21 @@ mod tests {
     }
 
     #[test]
+    fn every_numeric_variable_rejects_bad_values() {
+        let mut numeric: Vec<&str> =
+            ENV_VARS.iter().filter(|var| var.default.parse::<f64>().is_ok()).map(|var| var.name).collect();
+        numeric.push("UNCACHED_ERR_FD");
+        assert!(numeric.len() >= 6, "{numeric:?}");
+        for name in numeric {
+            for bad in ["abc", "-5", "1x", "0x10"] {
+                let config = config_with(&[(name, bad)]);
+                assert_eq!(config.errors.len(), 1, "{name}={bad:?}: {:?}", config.errors);
+                assert!(config.errors[0].contains(&format!("invalid {name}='{bad}'")), "{}", config.errors[0]);
+            }
+        }
+    }
+
+    #[test]
     fn invalid_switch_is_reported() {
         let config = config_with(&[("DISTCC_FALLBACK", "maybe")]);
         assert!(config.fallback);

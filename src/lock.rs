@@ -11,10 +11,8 @@
 //! second descriptor of a locked file would release the lock, and a second
 //! lock request on it would succeed and count one job twice.
 //! [`SlotLock::try_lock`] therefore never opens a file that this process has
-//! locked. A record lock also survives
-//! `execve` as long as its descriptor stays open, which
-//! [`SlotLock::keep_across_exec`] arranges for a compiler that replaces this
-//! process.
+//! locked. Compilers run as child processes while this process keeps the
+//! lock, so the lock's descriptor is never passed on (it is close-on-exec).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -56,21 +54,6 @@ impl SlotLock {
         }
         held.push(path.to_path_buf());
         Ok(Some(SlotLock { file, path: path.to_path_buf() }))
-    }
-
-    /// Clears close-on-exec on the lock's descriptor, so that the lock stays
-    /// held by a compiler that replaces this process through `execve`.
-    pub fn keep_across_exec(&self) -> io::Result<()> {
-        let fd = self.file.as_raw_fd();
-        // SAFETY: F_GETFD and F_SETFD only read and change the descriptor
-        // flags of a descriptor that `self.file` owns.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
     }
 }
 

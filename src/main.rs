@@ -22,10 +22,12 @@ mod manpage;
 mod masquerade;
 mod protocol;
 mod remote;
+mod signals;
 mod slots;
 mod ssh;
 mod state;
 mod statedir;
+mod tempfiles;
 mod transport;
 
 use std::ffi::OsString;
@@ -67,6 +69,10 @@ fn run() -> std::convert::Infallible {
             {
                 std::process::exit(code);
             }
+            // SAFETY: the client has started no other thread yet; the signal
+            // thread starts on the next line.
+            unsafe { compile::mark_children(config.safeguard + 1) };
+            signals::install();
             compile::run(invocation, &config)
         }
         Err(error) => {
@@ -74,5 +80,5 @@ fn run() -> std::convert::Infallible {
             exit::BAD_ARGUMENTS
         }
     };
-    std::process::exit(code);
+    signals::exit(code);
 }

@@ -435,7 +435,8 @@ distcc\-rs was started by a compiler that distcc\-rs itself started
 The host list entry chosen is
 .BR localhost .
 .IP \(bu 2
-A setting is invalid: one warning per setting, naming the variable and its value.
+A setting is invalid: one warning that names each invalid variable and its value.
+No server is contacted.
 .IP \(bu 2
 There is no host list or it is invalid: one warning.
 .IP \(bu 2
@@ -493,6 +494,16 @@ started the backoff, so the line stays the same from run to run;
 logs how long ago the host failed and when it is tried again.
 .B DISTCC_BACKOFF_PERIOD=0
 turns backoff off.
+.SS Signals
+On SIGINT, SIGTERM or SIGHUP, distcc\-rs forwards the signal to the preprocessor,
+the local compiler or the ssh command and everything they started,
+sends SIGKILL to those still running 400 ms later,
+removes its temporary files and any object an interrupted local compiler changed,
+and dies by the same signal.
+It does not compile locally after a signal.
+Local compiles run as child processes, so a signal sent to distcc\-rs alone
+(as make sends it) stops the compiler too.
+Signals ignored when distcc\-rs starts (nohup) stay ignored.
 .SS Strict mode and messages
 With
 .BR DISTCC_FALLBACK=0 ,

@@ -7,9 +7,8 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tempfile::NamedTempFile;
 
 use crate::auth::{self, AuthError, Credentials};
 use crate::config::{Config, format_seconds};
@@ -18,6 +17,7 @@ use crate::hosts::{Auth, HostSpec, Transport};
 use crate::lzo;
 use crate::ssh::SshConnection;
 use crate::protocol::{self, ReplyError};
+use crate::tempfiles::{self, OutputTemp};
 use crate::transport::{Connection, Stream, plain_io_error};
 
 /// Requests up to this size go out in a single write, preprocessed source included.
@@ -54,7 +54,7 @@ pub struct Reply {
     pub stderr: Vec<u8>,
     pub stdout: Vec<u8>,
     /// The object file, complete, in the output's directory; present when status is 0.
-    pub object: Option<NamedTempFile>,
+    pub object: Option<OutputTemp>,
 }
 
 /// Runs the GSS-API handshake on a host marked `,auth`.
@@ -244,6 +244,12 @@ fn io_failure(step: &'static str, doing: &str, error: io::Error, config: &Config
     }
 }
 
+/// Time to wait for the server to close the connection after the reply.
+/// Stock distccd closes it as soon as it has removed its temporary files,
+/// in a few milliseconds; a server that keeps it open longer is accepted
+/// without the check for data after the reply.
+const END_OF_REPLY_WAIT: Duration = Duration::from_millis(500);
+
 /// Reads the reply. The object is streamed into a temporary file beside
 /// `output`, so memory use does not grow with its size. In protocol 2 it is
 /// decompressed on the way.
@@ -258,112 +264,66 @@ pub fn receive_reply(
     // 65 thousand instructions per job (callgrind counts each byte that
     // `rep stosb` writes).
     match connection {
-        Connection::Tcp(stream) => read_reply(stream, protocol_version, output, config),
-        Connection::Ssh(ssh) => read_reply(ssh, protocol_version, output, config),
+        Connection::Tcp(stream) => receive_reply_on(stream, protocol_version, output, config),
+        ssh @ Connection::Ssh(_) => receive_reply_on(ssh, protocol_version, output, config),
     }
 }
 
-fn read_reply(
-    stream: &mut impl Read,
+fn receive_reply_on(
+    stream: &mut impl Stream,
     protocol_version: u32,
     output: &Path,
     config: &Config,
 ) -> Result<Reply, Failure> {
     let started = Instant::now();
-    let failure = |e| reply_failure(e, config, false);
-    let compressed = protocol_version >= 2;
     let mut reader = io::BufReader::with_capacity(64 * 1024, stream);
-    let version = protocol::read_token(&mut reader, "DONE").map_err(|e| reply_failure(e, config, true))?;
-    if version != protocol_version {
-        return Err(Failure::host(
-            "receive",
-            format!("protocol error: server replied with protocol version {version}, expected {protocol_version}"),
-            exit::PROTOCOL_ERROR,
-        ));
-    }
-    let stat = protocol::read_token(&mut reader, "STAT").map_err(failure)?;
-    let status = protocol::check_wait_status(stat).map_err(failure)?;
-    let stderr = read_message(&mut reader, "SERR", compressed).map_err(failure)?;
-    let stdout = read_message(&mut reader, "SOUT", compressed).map_err(failure)?;
-    let object_length = protocol::read_token(&mut reader, "DOTO").map_err(failure)?;
-    if object_length > protocol::MAX_OBJECT_BYTES {
-        return Err(Failure::host(
-            "receive",
-            format!("protocol error: DOTO length {object_length} is larger than {} bytes", protocol::MAX_OBJECT_BYTES),
-            exit::PROTOCOL_ERROR,
-        ));
-    }
-    log::debug!("server compiler finished with wait status {status:#x} after {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    let (head, object) = protocol::read_reply(&mut reader, protocol_version, || tempfiles::create_beside(output))
+        .map_err(|e| reply_failure(e, output, config))?;
+    log::debug!(
+        "server compiler finished with wait status {:#x}; reply of {} bytes of object file received after {:.1} ms",
+        head.status,
+        head.object_length,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
 
-    if status != 0 {
-        protocol::copy_payload(&mut reader, &mut io::sink(), "DOTO", u64::from(object_length)).map_err(failure)?;
-        return Ok(Reply { status, stderr, stdout, object: None });
+    let waited = Instant::now();
+    reader
+        .get_ref()
+        .set_read_timeout(Some(END_OF_REPLY_WAIT.min(config.io_timeout)))
+        .map_err(|e| Failure::host("receive", format!("cannot set the read timeout: {e}"), exit::IO_ERROR))?;
+    match protocol::check_end(&mut reader) {
+        Ok(()) => log::debug!("server closed the connection {:.1} ms after the reply", waited.elapsed().as_secs_f64() * 1000.0),
+        Err(ReplyError::Io { error, .. }) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            log::debug!("server kept the connection open after the reply; not checked for more data");
+        }
+        Err(ReplyError::Io { error, .. }) if is_closed(&error) => {}
+        Err(error) => return Err(reply_failure(error, output, config)),
     }
-    let mut file = temporary_output(output)?;
-    if compressed && object_length > 0 {
-        let plain_length = protocol::copy_compressed_payload(
-            &mut reader,
-            file.as_file_mut(),
-            "DOTO",
-            object_length,
-            u64::from(protocol::MAX_OBJECT_BYTES),
-        )
-        .map_err(failure)?;
-        log::debug!("received {plain_length} bytes of object file, LZO-compressed to {object_length} bytes");
-    } else {
-        protocol::copy_payload(&mut reader, file.as_file_mut(), "DOTO", u64::from(object_length)).map_err(failure)?;
-        log::debug!("received {object_length} bytes of object file");
-    }
-    Ok(Reply { status, stderr, stdout, object: Some(file) })
+    Ok(Reply { status: head.status, stderr: head.stderr, stdout: head.stdout, object })
 }
 
-fn read_message(reader: &mut impl Read, name: &'static str, compressed: bool) -> Result<Vec<u8>, ReplyError> {
-    if compressed {
-        protocol::read_compressed_message(reader, name, protocol::MAX_MESSAGE_BYTES)
-    } else {
-        protocol::read_message(reader, name, protocol::MAX_MESSAGE_BYTES)
-    }
-}
-
-fn reply_failure(error: ReplyError, config: &Config, first_read: bool) -> Failure {
+fn reply_failure(error: ReplyError, output: &Path, config: &Config) -> Failure {
     match error {
         ReplyError::Io { error, field } => io_failure("receive", &format!("waiting for {field}"), error, config),
-        ReplyError::Truncated { .. } if first_read => Failure::host(
+        ReplyError::Truncated { field: "DONE" } => Failure::host(
             "receive",
             format!("server closed the connection without a reply; {CLOSED_HINT}"),
             exit::TRUNCATED,
         ),
         ReplyError::Truncated { .. } => Failure::host("receive", error.to_string(), exit::TRUNCATED),
+        ReplyError::Output { error } => Failure::client(
+            "write output",
+            format!("cannot write a temporary file in '{}': {error}", tempfiles::output_directory(output).display()),
+            exit::IO_ERROR,
+        ),
         other => Failure::host("receive", other.to_string(), exit::PROTOCOL_ERROR),
     }
 }
 
-fn temporary_output(output: &Path) -> Result<NamedTempFile, Failure> {
-    let directory = match output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    tempfile::Builder::new()
-        .prefix(".distcc-rs-")
-        .suffix(".tmp")
-        .tempfile_in(directory)
-        .map_err(|e| {
-            Failure::client(
-                "write output",
-                format!("cannot create a temporary file in '{}': {e}", directory.display()),
-                exit::IO_ERROR,
-            )
-        })
-}
-
 /// Sets the object's mode to what the compiler would give it (0666 minus the
 /// umask) and renames it onto the output path.
-pub fn install_object(object: NamedTempFile, output: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mask = current_umask();
-    std::fs::set_permissions(object.path(), std::fs::Permissions::from_mode(0o666 & !mask))?;
-    object.persist(output).map_err(|e| e.error)?;
-    Ok(())
+pub fn install_object(object: OutputTemp, output: &Path) -> io::Result<()> {
+    object.install(output, 0o666 & !current_umask())
 }
 
 fn current_umask() -> u32 {

@@ -15,7 +15,6 @@
 //! Both pools share the `cpu_localhost_<N>` files with the `localhost` host
 //! entry. The defaults are those of stock distcc 3.4 (`src/lock.c`).
 
-use std::io;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -75,14 +74,8 @@ impl LocalLimits {
 pub struct HeldSlot {
     /// Slot number, from 0.
     pub number: u32,
-    lock: SlotLock,
-}
-
-impl HeldSlot {
-    /// Keeps the slot held by a compiler that replaces this process.
-    pub fn keep_across_exec(&self) -> io::Result<()> {
-        self.lock.keep_across_exec()
-    }
+    /// Held for its `Drop`, which releases the lock.
+    _lock: SlotLock,
 }
 
 /// The hosts one job may still use, in the order it tries them.
@@ -226,7 +219,7 @@ impl Slots {
                     continue;
                 }
                 if let Some(lock) = self.try_slot(&host.lock_name(), slot)? {
-                    return Ok(Scan::Got(index, HeldSlot { number: slot, lock }));
+                    return Ok(Scan::Got(index, HeldSlot { number: slot, _lock: lock }));
                 }
             }
         }
@@ -298,7 +291,7 @@ impl Slots {
                     }
                     log::debug!("took local slot {number} of {limit} ({})", pool_name(pool));
                     self.monitor.set_host(Target::Local, "localhost", number);
-                    return Ok(HeldSlot { number, lock });
+                    return Ok(HeldSlot { number, _lock: lock });
                 }
             }
             if waiting_since.is_none() {

@@ -94,7 +94,7 @@ impl SshConnection {
             log::debug!("starting ssh command: {}", argv.join(" "));
             // `process` is dropped at the end of this block, which closes our
             // copies of the child's end so that its exit shows as end of file.
-            process.spawn().map_err(|e| {
+            crate::signals::spawn(&mut process).map_err(|e| {
                 Failure::client(
                     "connect",
                     format!("cannot run ssh command '{program}' (DISTCC_SSH): {e}"),

@@ -8,8 +8,8 @@
 //! pointer that readers ignore; 296 bytes on LP64 systems. Readers reject a
 //! record with the wrong size or magic, skip those of dead processes and
 //! delete those older than 60 seconds. The file is rewritten at every phase
-//! change and removed when the job ends, except after a local compile that
-//! replaced this process (see `LocalCompile::exec_holding`).
+//! change and removed when the job ends, local compiles included (they run
+//! as child processes while this process waits).
 
 use std::cell::{Cell, RefCell};
 use std::fs::{self, OpenOptions};

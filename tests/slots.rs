@@ -241,8 +241,8 @@ fn localslots_one_serializes_local_jobs() {
     let _shared = shared_test_lock();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("intervals.log");
-    // Link steps run locally. distcc-rs replaces itself with the linker, so
-    // the slot must stay locked across that exec.
+    // Link steps run locally. distcc-rs runs the linker as a child and
+    // keeps the slot locked until it exits.
     let linker = tmp.path().join("slowld");
     write_slow_linker(&linker, &log, "0.6");
     let hosts = format!("--localslots=1 127.0.0.1:{}", refused_port());
@@ -515,9 +515,10 @@ fn distccmon_text_lists_running_jobs() {
         lines.iter().filter(|l| l.contains(&host) && sources.iter().any(|s| l.contains(s.as_str()))).collect();
     eprintln!("distccmon-text printed {} lines, {} of remote jobs; first: {:?}", lines.len(), remote_lines.len(), remote_lines.first());
     assert!(!remote_lines.is_empty(), "distccmon-text never showed a remote job:\n{}", lines.join("\n"));
-    // Remote jobs remove their records. A local job (here the link of
-    // `luatest`) replaces itself with the compiler, so its record stays until
-    // the next job sweeps records of ended processes.
+    // Remote jobs remove their records, and so do local jobs (here the link
+    // of `luatest`) when their compiler exits. A record of a killed client
+    // stays until the next job sweeps records of ended processes, so any
+    // record left must be a local one.
     for entry in fs::read_dir(distcc_dir.join("state")).unwrap().flatten() {
         let record = fs::read(entry.path()).unwrap();
         assert_eq!(record.len(), 296, "{:?}", entry.file_name());

@@ -6,6 +6,7 @@
 mod principal;
 mod report;
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::mpsc;
@@ -21,6 +22,7 @@ use crate::hosts::{self, Auth, HostList, HostSpec, Transport};
 use crate::invocation;
 use crate::remote::{self, Reply};
 use crate::statedir;
+use crate::tempfiles;
 use crate::transport::{Connection, Stream};
 
 pub use principal::show_principal;
@@ -445,12 +447,12 @@ impl Checker<'_> {
         Stream::set_read_timeout(stream, Some(config.io_timeout))
             .map_err(|e| format!("cannot set the I/O timeout: {e}"))?;
 
-        let temp_dir = tempfile::Builder::new()
-            .prefix("distcc-rs-check-")
-            .tempdir_in(&self.config.tmpdir)
-            .map_err(|e| format!("cannot create a temporary directory in TMPDIR '{}': {e}", self.config.tmpdir.display()))?;
-        let source = temp_dir.path().join(CHECK_INPUT_NAME);
-        std::fs::write(&source, CHECK_SOURCE).map_err(|e| format!("cannot write '{}': {e}", source.display()))?;
+        let temp_dir = tempfiles::create_private_dir(&self.config.tmpdir)?;
+        let (mut file, source) = temp_dir
+            .create_file(CHECK_INPUT_NAME)
+            .map_err(|e| format!("cannot create '{}': {e}", temp_dir.path().join(CHECK_INPUT_NAME).display()))?;
+        file.write_all(CHECK_SOURCE.as_bytes()).map_err(|e| format!("cannot write '{}': {e}", source.display()))?;
+        drop(file);
         let output = temp_dir.path().join(CHECK_OUTPUT_NAME);
 
         let argv: [&[u8]; 5] =

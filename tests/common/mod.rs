@@ -170,6 +170,14 @@ impl Scratch {
     }
 
     pub fn prepare(&self, command: &mut Command, hosts: &str) {
+        self.prepare_without_bed(command, hosts);
+        for (name, value) in bed().kerberos_env() {
+            command.env(name, value);
+        }
+    }
+
+    /// Like `prepare`, for tests that need no test bed: no Kerberos settings.
+    pub fn prepare_without_bed(&self, command: &mut Command, hosts: &str) {
         command.current_dir(self.path());
         command.env_clear();
         for name in ["PATH", "HOME", "LANG", "LC_ALL"] {
@@ -182,9 +190,6 @@ impl Scratch {
         command.env("TMPDIR", &tmp);
         command.env("DISTCC_DIR", self.path().join(".distcc"));
         command.env("DISTCC_HOSTS", hosts);
-        for (name, value) in bed().kerberos_env() {
-            command.env(name, value);
-        }
     }
 }
 
