@@ -45,6 +45,11 @@ pub enum AuthError {
     Handshake(String),
     /// GSS-API reported an error while building the context.
     Gssapi(String),
+    /// GSS-API failed before any token reached the server: the first step
+    /// only reads the credential cache and asks the KDC for a service
+    /// ticket, so the server is not at fault (unknown service principal,
+    /// KDC unreachable).
+    LocalGssapi(String),
     /// The server sent the verdict `n`.
     AccessDenied { principal: String },
     /// A read timed out after the `*` exchange.
@@ -61,7 +66,7 @@ impl std::fmt::Display for AuthError {
                 format_seconds(*after)
             ),
             AuthError::Handshake(message) => write!(f, "{message}"),
-            AuthError::Gssapi(message) => write!(f, "{message}"),
+            AuthError::Gssapi(message) | AuthError::LocalGssapi(message) => write!(f, "{message}"),
             AuthError::AccessDenied { principal } => {
                 write!(f, "access denied by server for {principal} (blacklisted or not whitelisted)")
             }
@@ -364,9 +369,11 @@ fn run_context_loop(
 ) -> Result<(), AuthError> {
     let mut input: Option<Vec<u8>> = None;
     for _ in 0..=MAX_ROUNDS {
-        let output = context
-            .step(input.as_deref())
-            .map_err(|e| AuthError::Gssapi(describe_context_error(&e, target)))?;
+        let first_step = input.is_none();
+        let output = context.step(input.as_deref()).map_err(|e| {
+            let message = describe_context_error(&e, target);
+            if first_step { AuthError::LocalGssapi(message) } else { AuthError::Gssapi(message) }
+        })?;
         if let Some(token) = output {
             send_token(stream, &token)?;
         }

@@ -417,3 +417,21 @@ fn corrupt_credential_cache_falls_back() {
         assert_eq!(output.status.code(), Some(119), "{:?} {}", output.status, stderr(&output));
     }
 }
+
+#[test]
+fn unknown_service_principal_backs_off_nothing() {
+    let scratch = Scratch::new();
+    scratch.write("typo.c", HELLO);
+    let output = run(compile(&scratch, &auth_host("AUTH2"), "typo.c", "typo.o").env("DISTCC_PRINCIPAL", "nosuchservice"));
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("nosuchservice"), "{log}");
+    assert!(log.contains("compiling locally"), "{log}");
+
+    // The client's mistake must not keep the healthy server from the next job.
+    let output = run(compile(&scratch, &auth_host("AUTH2"), "typo.c", "typo2.o").env("DISTCC_VERBOSE", "1"));
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(!log.contains("compiling locally"), "{log}");
+    assert_eq!(log_lines_after_wait(&bed().log("AUTH2"), &["COMPILE_OK", "typo.c"], 1), 1);
+}
