@@ -386,21 +386,25 @@ mod tests {
         let mut child = Command::new("sh").args(["-c", "sleep 5 & sleep 5 & wait"]).spawn().unwrap();
         let me = std::process::id() as i32;
         let deadline = Instant::now() + Duration::from_secs(5);
+        let children_of_shell = |found: &[i32]| -> Vec<i32> {
+            found.iter().copied().filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| parse_stat(&s)).map(|(_, p)| p)
+                    == Some(child.id() as i32)
+            }).collect()
+        };
+        // Other tests of this binary may run children at the same time, so
+        // the loop waits for the shell's own two sleeps, not for any three
+        // descendants, and only the shell and its sleeps are checked.
         let mut found = Vec::new();
         while Instant::now() < deadline {
             found = descendants(me);
-            if found.len() >= 3 {
+            if children_of_shell(&found).len() >= 2 {
                 break;
             }
             std::thread::sleep(POLL);
         }
-        // Other tests of this binary may run children at the same time, so
-        // only the shell and its two sleeps are checked.
         assert!(found.contains(&(child.id() as i32)), "{found:?}");
-        let grandchildren: Vec<i32> = found.iter().copied().filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| parse_stat(&s)).map(|(_, p)| p)
-                == Some(child.id() as i32)
-        }).collect();
+        let grandchildren = children_of_shell(&found);
         assert_eq!(grandchildren.len(), 2, "{found:?}");
         for pid in grandchildren {
             unsafe { libc::kill(pid, libc::SIGKILL) };
