@@ -295,6 +295,11 @@ fn show_hosts(config: &Config, slots_only: bool) -> i32 {
     if slots_only {
         // Stock distcc 3.4 also counts ,down entries, which never take a job.
         let total: u64 = list.hosts.iter().filter(|h| !h.down).map(|h| u64::from(h.limit)).sum();
+        if total == 0 {
+            // `make -j$(distcc-rs -j)` would run `make -j0`, which make rejects.
+            log::error!("no slots: every host in the list is marked ,down");
+            return exit::NO_HOSTS;
+        }
         println!("{total}");
     } else {
         for host in &list.hosts {

@@ -308,3 +308,15 @@ fn show_hosts_into_closed_pipe_is_quiet() {
     assert!(!text(&output.stderr).contains("panicked"), "{}", text(&output.stderr));
     assert_eq!(output.status.signal(), Some(libc::SIGPIPE), "{:?}", output.status);
 }
+
+#[test]
+fn jobs_with_every_host_down_fails() {
+    let output = distcc_rs().arg("-j").env("DISTCC_HOSTS", "a,down b/3,down").output().unwrap();
+    assert_eq!(output.status.code(), Some(116), "{}", text(&output.stderr));
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+    assert!(text(&output.stderr).contains("every host in the list is marked ,down"), "{}", text(&output.stderr));
+
+    let output = distcc_rs().arg("-j").env("DISTCC_HOSTS", "a,down b/3").output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "3\n");
+}
