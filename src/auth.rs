@@ -380,7 +380,7 @@ fn run_context_loop(
         if context.is_complete() {
             return Ok(());
         }
-        input = Some(receive_token(stream, timeout)?);
+        input = Some(receive_token(stream, timeout, target)?);
     }
     Err(AuthError::Gssapi(format!(
         "GSS-API context with {} not complete after {MAX_ROUNDS} server tokens",
@@ -406,9 +406,18 @@ fn send_token(stream: &mut impl Stream, token: &[u8]) -> Result<(), AuthError> {
         .map_err(|e| AuthError::Handshake(format!("sending a context token failed: {e}")))
 }
 
-fn receive_token(stream: &mut impl Stream, timeout: Duration) -> Result<Vec<u8>, AuthError> {
+fn receive_token(stream: &mut impl Stream, timeout: Duration, target: &Target) -> Result<Vec<u8>, AuthError> {
     stream.quick_ack();
-    let length = protocol::read_token(stream, "TLEN").map_err(|e| reply_error(e, "a context token", timeout))?;
+    let length = protocol::read_token(stream, "TLEN").map_err(|e| match e {
+        // distccd closes the connection when it cannot accept the ticket,
+        // most often because its keytab has no key for the requested name.
+        protocol::ReplyError::Truncated { .. } => AuthError::Handshake(format!(
+            "server closed the connection instead of accepting the ticket for {}; check that the server's principal \
+             (DISTCCD_PRINCIPAL and its keytab) matches, or name it with ,auth=NAME or DISTCC_PRINCIPAL",
+            target.name
+        )),
+        other => reply_error(other, "a context token", timeout),
+    })?;
     if length == 0 || length > MAX_TOKEN_BYTES {
         return Err(AuthError::Handshake(format!(
             "server sent a context token of invalid length {length} (expected 1 to {MAX_TOKEN_BYTES} bytes)"

@@ -435,3 +435,17 @@ fn unknown_service_principal_backs_off_nothing() {
     assert!(!log.contains("compiling locally"), "{log}");
     assert_eq!(log_lines_after_wait(&bed().log("AUTH2"), &["COMPILE_OK", "typo.c"], 1), 1);
 }
+
+#[test]
+fn wrong_principal_names_the_cause() {
+    let scratch = Scratch::new();
+    scratch.write("wrongkey.c", HELLO);
+    // SVC's keytab holds distcc/localhost only; without DISTCC_PRINCIPAL the
+    // client asks for host/localhost, which the server cannot accept.
+    let output = run(&mut compile(&scratch, &auth_host("SVC"), "wrongkey.c", "wrongkey.o"));
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("instead of accepting the ticket for host/localhost"), "{log}");
+    assert!(log.contains("compiling locally"), "{log}");
+    assert!(scratch.path().join("wrongkey.o").exists());
+}
