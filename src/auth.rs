@@ -412,7 +412,7 @@ fn receive_token(stream: &mut impl Stream, timeout: Duration, target: &Target) -
         // distccd closes the connection when it cannot accept the ticket,
         // most often because its keytab has no key for the requested name.
         protocol::ReplyError::Truncated { .. } => AuthError::Handshake(format!(
-            "server closed the connection instead of accepting the ticket for {}; check that the server's principal \
+            "server closed the connection before its context token (TLEN) instead of accepting the ticket for {}; check that the server's principal \
              (DISTCCD_PRINCIPAL and its keytab) matches, or name it with ,auth=NAME or DISTCC_PRINCIPAL",
             target.name
         )),
