@@ -45,6 +45,11 @@ pub enum AuthError {
     Handshake(String),
     /// GSS-API reported an error while building the context.
     Gssapi(String),
+    /// GSS-API failed before any token reached the server: the first step
+    /// only reads the credential cache and asks the KDC for a service
+    /// ticket, so the server is not at fault (unknown service principal,
+    /// KDC unreachable).
+    LocalGssapi(String),
     /// The server sent the verdict `n`.
     AccessDenied { principal: String },
     /// A read timed out after the `*` exchange.
@@ -61,7 +66,7 @@ impl std::fmt::Display for AuthError {
                 format_seconds(*after)
             ),
             AuthError::Handshake(message) => write!(f, "{message}"),
-            AuthError::Gssapi(message) => write!(f, "{message}"),
+            AuthError::Gssapi(message) | AuthError::LocalGssapi(message) => write!(f, "{message}"),
             AuthError::AccessDenied { principal } => {
                 write!(f, "access denied by server for {principal} (blacklisted or not whitelisted)")
             }
@@ -93,6 +98,7 @@ impl Credentials {
 
 /// Acquires the default initiator credentials from the credential cache.
 pub fn acquire_credentials() -> Result<Credentials, AuthError> {
+    check_cache_file()?;
     let (cred, remaining) = Cred::acquire_default().map_err(|e| AuthError::Credentials(describe_credential_error(&e)))?;
     if remaining.is_zero() {
         return Err(AuthError::Credentials(expired_message()));
@@ -118,6 +124,34 @@ pub fn obtain_service_ticket(credentials: &Credentials, target: &Target) -> Resu
     let mut context = ClientContext::new(&credentials.cred, name, REQUIRED_FLAGS);
     context.step(None).map_err(|e| AuthError::Gssapi(describe_context_error(&e, target)))?;
     Ok(())
+}
+
+/// Rejects a `KRB5CCNAME` file that is not a credential cache. MIT Kerberos
+/// 1.20 (Debian 12) can crash in gss_acquire_cred on such a file (a
+/// principal freed in krb5_cccol_have_content), so the header is checked
+/// first: a cache file starts with 0x05 and a format version from 1 to 4.
+/// Missing and empty files are left to the library, which reports them.
+fn check_cache_file() -> Result<(), AuthError> {
+    let Ok(name) = std::env::var("KRB5CCNAME") else {
+        return Ok(());
+    };
+    let path = match name.split_once(':') {
+        Some(("FILE", path)) => path,
+        // Other cache types (DIR:, KEYRING:, KCM:, MEMORY:) are not files.
+        Some((kind, _)) if !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_uppercase()) => return Ok(()),
+        _ => name.as_str(),
+    };
+    let mut header = [0u8; 2];
+    let read = match std::fs::File::open(path) {
+        Ok(mut file) => std::io::Read::read(&mut file, &mut header).unwrap_or(0),
+        Err(_) => return Ok(()),
+    };
+    if read == 0 || (header[0] == 0x05 && (1..=4).contains(&header[1]) && read == 2) {
+        return Ok(());
+    }
+    Err(AuthError::Credentials(format!(
+        "KRB5CCNAME file '{path}' is not a Kerberos credential cache; run kinit"
+    )))
 }
 
 /// Returns the name of the credential cache in use, for messages.
@@ -335,9 +369,11 @@ fn run_context_loop(
 ) -> Result<(), AuthError> {
     let mut input: Option<Vec<u8>> = None;
     for _ in 0..=MAX_ROUNDS {
-        let output = context
-            .step(input.as_deref())
-            .map_err(|e| AuthError::Gssapi(describe_context_error(&e, target)))?;
+        let first_step = input.is_none();
+        let output = context.step(input.as_deref()).map_err(|e| {
+            let message = describe_context_error(&e, target);
+            if first_step { AuthError::LocalGssapi(message) } else { AuthError::Gssapi(message) }
+        })?;
         if let Some(token) = output {
             send_token(stream, &token)?;
         }

@@ -84,14 +84,17 @@ pub fn authenticate(
     stream
         .set_read_timeout(Some(config.io_timeout))
         .map_err(|e| Failure::host("authentication", format!("cannot restore the I/O timeout: {e}"), exit::IO_ERROR))?;
-    result.map_err(|error| {
-        let code = match &error {
-            AuthError::Credentials(_) | AuthError::Gssapi(_) => exit::GSSAPI_FAILED,
-            AuthError::HandshakeTimeout(_) | AuthError::Timeout { .. } => exit::TIMEOUT,
-            AuthError::Handshake(_) => exit::PROTOCOL_ERROR,
-            AuthError::AccessDenied { .. } => exit::ACCESS_DENIED,
-        };
-        Failure::host("authentication", error.to_string(), code)
+    result.map_err(|error| match &error {
+        // Problems of the client's Kerberos set-up back off no host.
+        AuthError::Credentials(_) | AuthError::LocalGssapi(_) => {
+            Failure::client("authentication", error.to_string(), exit::GSSAPI_FAILED)
+        }
+        AuthError::Gssapi(_) => Failure::host("authentication", error.to_string(), exit::GSSAPI_FAILED),
+        AuthError::HandshakeTimeout(_) | AuthError::Timeout { .. } => {
+            Failure::host("authentication", error.to_string(), exit::TIMEOUT)
+        }
+        AuthError::Handshake(_) => Failure::host("authentication", error.to_string(), exit::PROTOCOL_ERROR),
+        AuthError::AccessDenied { .. } => Failure::host("authentication", error.to_string(), exit::ACCESS_DENIED),
     })
 }
 

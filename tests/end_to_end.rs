@@ -384,3 +384,54 @@ fn deleted_working_directory_still_compiles() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(object.exists());
 }
+
+#[test]
+fn corrupt_credential_cache_falls_back() {
+    let scratch = Scratch::new();
+    scratch.write("corrupt.c", HELLO);
+    let text_cache = scratch.write("text.cc", "this is not a credential cache\n");
+    let mut random = vec![0u8; 97];
+    // Fixed pseudo-random bytes: such a file crashed MIT Kerberos 1.20 inside
+    // gss_acquire_cred before distcc-rs checked the file's header.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for byte in random.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let random_cache = scratch.path().join("random.cc");
+    std::fs::write(&random_cache, &random).unwrap();
+    for cache in [&text_cache, &random_cache] {
+        let ccname = format!("FILE:{}", cache.display());
+        let output = run(compile(&scratch, &auth_host("AUTH1"), "corrupt.c", "corrupt.o").env("KRB5CCNAME", &ccname));
+        let log = stderr(&output);
+        assert!(output.status.success(), "{}: {:?} {log}", cache.display(), output.status);
+        assert!(log.contains("compiling locally"), "{log}");
+        assert!(scratch.path().join("corrupt.o").exists());
+        std::fs::remove_file(scratch.path().join("corrupt.o")).unwrap();
+
+        let mut principal = scratch.distcc(&auth_host("AUTH1"));
+        principal.env("KRB5CCNAME", &ccname).arg("--show-principal");
+        let output = run(&mut principal);
+        assert_eq!(output.status.code(), Some(119), "{:?} {}", output.status, stderr(&output));
+    }
+}
+
+#[test]
+fn unknown_service_principal_backs_off_nothing() {
+    let scratch = Scratch::new();
+    scratch.write("typo.c", HELLO);
+    let output = run(compile(&scratch, &auth_host("AUTH2"), "typo.c", "typo.o").env("DISTCC_PRINCIPAL", "nosuchservice"));
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("nosuchservice"), "{log}");
+    assert!(log.contains("compiling locally"), "{log}");
+
+    // The client's mistake must not keep the healthy server from the next job.
+    let output = run(compile(&scratch, &auth_host("AUTH2"), "typo.c", "typo2.o").env("DISTCC_VERBOSE", "1"));
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(!log.contains("compiling locally"), "{log}");
+    assert_eq!(log_lines_after_wait(&bed().log("AUTH2"), &["COMPILE_OK", "typo.c"], 1), 1);
+}
