@@ -267,7 +267,7 @@ fn silent_server_times_out() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let holder = thread::spawn(move || {
-        // Accept and read everything, never answer.
+        // Accept and read everything, never reply.
         let (mut stream, _) = listener.accept().unwrap();
         let mut sink = Vec::new();
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
@@ -440,7 +440,7 @@ fn unknown_service_principal_backs_off_nothing() {
 fn wrong_principal_names_the_cause() {
     let scratch = Scratch::new();
     scratch.write("wrongkey.c", HELLO);
-    // SVC's keytab holds distcc/localhost only; without DISTCC_PRINCIPAL the
+    // SVC's keytab contains distcc/localhost only; without DISTCC_PRINCIPAL the
     // client asks for host/localhost, which the server cannot accept.
     let output = run(&mut compile(&scratch, &auth_host("SVC"), "wrongkey.c", "wrongkey.o"));
     let log = stderr(&output);

@@ -105,25 +105,7 @@ impl Job {
 
     /// Processes other than zombies whose environment has this job's marker.
     fn live_processes(&self) -> Vec<String> {
-        let needle = format!("SIGNAL_TEST_MARKER={}", self.marker);
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-            if !environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
-                continue;
-            }
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).unwrap_or("?");
-            if state != "Z" {
-                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-                found.push(format!("{name} {}", String::from_utf8_lossy(&cmdline).replace('\0', " ")));
-            }
-        }
-        found
+        common::processes_with_env(&format!("SIGNAL_TEST_MARKER={}", self.marker))
     }
 }
 

@@ -198,27 +198,6 @@ fn run_client(mut command: Command) -> Outcome {
     }
 }
 
-/// Processes (zombies excluded) whose environment contains `needle`.
-fn processes_with(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        if !environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        if stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z") {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            found.push(format!("{name} {}", String::from_utf8_lossy(&cmdline).replace('\0', " ")));
-        }
-    }
-    found
-}
-
 /// Files under `dir` whose lock another process still holds, tested with
 /// both POSIX record locks (what stock distcc uses) and flock.
 fn held_locks(dir: &Path) -> Vec<String> {
@@ -408,7 +387,7 @@ fn soak_two_servers_one_restarted() {
     let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{} of {total} jobs failed:\n{}", failures.len(), failures.join("\n"));
     assert!(server_a.compiled() + server_b.compiled() > 0, "no job ran remotely");
-    assert_eq!(processes_with(&marker), Vec::<String>::new(), "processes left after the run");
+    assert_eq!(common::processes_with_env(&marker), Vec::<String>::new(), "processes left after the run");
     assert_eq!(extra_descriptors(&records, &baseline), Vec::<String>::new(), "compilers inherited descriptors");
     assert_eq!(held_locks(&scratch.path().join(".distcc")), Vec::<String>::new(), "locks still held");
     let temporary: Vec<_> = std::fs::read_dir(scratch.path().join(".tmp")).unwrap().flatten().map(|e| e.path()).collect();

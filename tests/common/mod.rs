@@ -13,12 +13,12 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The repository root.
+/// Returns the repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The `distcc-rs` binary under test.
+/// Returns the path of the `distcc-rs` binary under test.
 pub fn distcc_rs() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_distcc-rs"))
 }
@@ -78,7 +78,7 @@ fn parse_env_file(path: &Path) -> HashMap<String, String> {
 }
 
 impl Bed {
-    /// A value from the bed's `env` file, e.g. `TESTBED_AUTH1_PORT`.
+    /// Returns a value from the bed's `env` file, e.g. `TESTBED_AUTH1_PORT`.
     pub fn var(&self, name: &str) -> &str {
         self.env.get(name).unwrap_or_else(|| panic!("test bed has no {name}")).as_str()
     }
@@ -87,17 +87,17 @@ impl Bed {
         self.env.contains_key(name)
     }
 
-    /// The loopback port of server `name` (PLAIN, AUTH1, ...).
+    /// Returns the loopback port of server `name` (PLAIN, AUTH1, ...).
     pub fn port(&self, name: &str) -> u16 {
         self.var(&format!("TESTBED_{name}_PORT")).parse().expect("port number")
     }
 
-    /// The log file of server `name`.
+    /// Returns the log file of server `name`.
     pub fn log(&self, name: &str) -> PathBuf {
         PathBuf::from(self.var(&format!("TESTBED_{name}_LOG")))
     }
 
-    /// The Kerberos variables every client needs (private config and cache).
+    /// Returns the Kerberos variables every client needs (private config and cache).
     pub fn kerberos_env(&self) -> Vec<(String, String)> {
         ["KRB5_CONFIG", "KRB5CCNAME"]
             .iter()
@@ -160,7 +160,7 @@ impl Scratch {
         path
     }
 
-    /// A `distcc-rs` command run in this directory with a clean environment:
+    /// Builds a `distcc-rs` command run in this directory with a clean environment:
     /// no DISTCC_* settings of the caller, private DISTCC_DIR and TMPDIR,
     /// and the bed's Kerberos settings.
     pub fn distcc(&self, hosts: &str) -> Command {
@@ -216,14 +216,14 @@ pub fn assert_same_file(actual: &Path, expected: &Path) {
     assert!(a == b, "{} differs from {} ({} vs {} bytes)", actual.display(), expected.display(), a.len(), b.len());
 }
 
-/// The directory of a C source tree shipped by a crate (`lua`, `sqlite`, `zlib`).
+/// Returns the directory of a C source tree shipped by a crate (`lua`, `sqlite`, `zlib`).
 pub fn sources(name: &str) -> PathBuf {
     let output = Command::new(repo().join("scripts/sources")).arg(name).output().expect("run scripts/sources");
     assert!(output.status.success(), "scripts/sources {name} failed: {}", stderr(&output));
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
 }
 
-/// The `.c` files of a source directory, sorted.
+/// Lists the `.c` files of a source directory, sorted.
 pub fn c_files(dir: &Path, exclude: &[&str]) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -233,4 +233,26 @@ pub fn c_files(dir: &Path, exclude: &[&str]) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Lists the processes (zombies excluded) whose environment contains
+/// `needle`, a `NAME=VALUE` entry, as "PID command line".
+pub fn processes_with_env(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        if !environ.split(|&b| b == 0).any(|var| var == needle.as_bytes()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z") {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(format!("{name} {}", String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    found
 }
