@@ -22,6 +22,10 @@ use crate::state::{Phase, Target};
 use crate::tempfiles::{self, PrivateDir};
 use crate::transport::Connection;
 
+/// The file in the state directory that records headers free of the
+/// pragmas that directives-only output drops.
+const HEADER_CACHE_NAME: &str = "header-checks";
+
 /// The system-wide host list, read when neither `DISTCC_HOSTS` nor
 /// `$DISTCC_DIR/hosts` exists (Debian's distcc package reads it too).
 pub const SYSTEM_HOSTS_FILE: &str = "/etc/distcc/hosts";
@@ -328,11 +332,18 @@ struct Attempts {
     temp_dir: Option<PrivateDir>,
     preprocessor: Option<Preprocessor>,
     credentials: Option<Result<Credentials, String>>,
+    /// The state directory's [`HEADER_CACHE_NAME`] file.
+    header_cache: PathBuf,
 }
 
 impl Distribution<'_> {
     fn run(self) -> i32 {
-        let mut attempts = Attempts { temp_dir: None, preprocessor: None, credentials: None };
+        let mut attempts = Attempts {
+            temp_dir: None,
+            preprocessor: None,
+            credentials: None,
+            header_cache: self.slots.dir.root.join(HEADER_CACHE_NAME),
+        };
         // Failures of the state directory; host failures are kept in `choice`.
         let mut slot_errors: Vec<String> = Vec::new();
         let mut last_code = exit::NO_HOSTS;
@@ -680,14 +691,23 @@ impl Attempts {
                     };
                     return Ok(Preprocessed::CompileLocally(reason));
                 }
-                if !diagnostics.is_empty() {
-                    return Ok(Preprocessed::CompileLocally("the preprocessor printed diagnostics".into()));
-                }
+                let printed_diagnostics = || Ok(Preprocessed::CompileLocally("the preprocessor printed diagnostics".into()));
+                let listed_headers = if job.lists_headers {
+                    match args::parse_header_list(&diagnostics) {
+                        Some(headers) => Some(headers),
+                        None => return printed_diagnostics(),
+                    }
+                } else if !diagnostics.is_empty() {
+                    return printed_diagnostics();
+                } else {
+                    None
+                };
                 if job.server_expands_macros {
-                    let text = std::fs::read(&path).map_err(|e| {
+                    let cache = Some(self.header_cache.clone());
+                    let verdict = args::check_directives_only_output(&path, listed_headers.as_deref(), cache).map_err(|e| {
                         Failure::client("preprocess", format!("cannot read '{}': {e}", path.display()), exit::IO_ERROR)
                     })?;
-                    if let Some(reason) = args::check_directives_only_output(&text, |file| std::fs::read(file).ok()) {
+                    if let Some(reason) = verdict {
                         return Ok(Preprocessed::CompileLocally(reason));
                     }
                 }

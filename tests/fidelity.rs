@@ -227,6 +227,11 @@ fn sources() -> Vec<(&'static str, Vec<u8>)> {
         ("ub.c", text("int sh(int a, int b) { return a << b; }\nint dv(int a, int b) { return a / b; }\n")),
         ("omp.c", text("void fill(double *a, int n) {\n#pragma omp parallel for\n  for (int i = 0; i < n; i++) a[i] = i;\n}\n")),
         ("date.c", text("const char *stamp = __DATE__ \" \" __TIME__;\n")),
+        ("stamph.h", text("#define STAMP __TIME__\n")),
+        ("usestamp.c", text("#include \"stamph.h\"\nconst char *s = STAMP;\n")),
+        ("lvl.h", text("int lvl = __INCLUDE_LEVEL__;\n")),
+        ("uselvl.c", text("#include \"lvl.h\"\nint u;\n")),
+        ("msgh.h", text("#pragma message(\"from a header\")\nint mh;\n")),
         ("empty.c", Vec::new()),
         ("k.cc", text(K_CC)),
         ("k.C", text(K_CC)),
@@ -412,6 +417,13 @@ fn cases() -> Vec<Case> {
     cases.push(Case::new("gcc", "-fopenmp -c ompline.c -o ompline.o", Remote));
     cases.push(Case::new("gcc", "-c date.c -o date.o", Local).env("SOURCE_DATE_EPOCH", "0"));
     cases.push(Case::new("gcc", "-c base.c -o base.o", Local));
+    // The same macros and pragmas in a header, a file given to -include and
+    // a -D value.
+    cases.push(Case::new("gcc", "-c usestamp.c -o usestamp.o", Local).env("SOURCE_DATE_EPOCH", "0"));
+    cases.push(Case::new("gcc", "-c uselvl.c -o uselvl.o", Local));
+    cases.push(Case::new("gcc", "-include msgh.h -c a.c -o a.o", Local));
+    cases.push(Case::new("gcc", "-include lvl.h -c a.c -o a.o", Local));
+    cases.push(Case::new("gcc", "-DWHEN=__DATE__ -c a.c -o a.o", Local).env("SOURCE_DATE_EPOCH", "0"));
     cases.push(Case::new("gcc", "-c msg.c -o msg.o", Local));
     cases.push(Case::new("gcc", "-c rx.c -o rx.o", Local));
     cases.push(Case::new("clang", "-c base.c -o base.o", Remote));

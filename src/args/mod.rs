@@ -24,7 +24,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 pub use language::Language;
-pub use directives_only::check as check_directives_only_output;
+pub use directives_only::{check_file as check_directives_only_output, parse_header_list};
 pub use native::resolve_gcc as resolve_gcc_native;
 pub use toolchain::{detect as detect_family, working_directory};
 use scan::{Token, TokenKind};
@@ -81,6 +81,10 @@ pub struct RemoteJob {
     /// which the server expands the macros; it must pass
     /// [`check_directives_only_output`] before it is sent.
     pub server_expands_macros: bool,
+    /// True when the preprocessor runs with `-H`, added for the check of its
+    /// output, so that its standard error lists the headers it read (see
+    /// [`parse_header_list`]).
+    pub lists_headers: bool,
     /// True when the server's warnings read exactly as a local compile's:
     /// gcc with directives-only text and without source excerpts
     /// (-fno-diagnostics-show-caret), since excerpts need the source files.
@@ -378,6 +382,7 @@ impl<'a> Analysis<'a> {
             cpp_args,
             server_args,
             server_expands_macros: self.uses_directives_only() && !language.is_preprocessed(),
+            lists_headers: self.adds_header_list() && !language.is_preprocessed(),
             server_warnings_match: self.uses_directives_only() && !language.is_preprocessed() && self.hides_source_excerpts(),
         })
     }
@@ -398,6 +403,20 @@ impl<'a> Analysis<'a> {
     /// True when gcc preprocesses with -fdirectives-only (see [`DIRECTIVES_ONLY`]).
     fn uses_directives_only(&self) -> bool {
         self.toolchain.family == Family::Gcc && !DROPS_PRAGMAS_IN_DIRECTIVES_ONLY.iter().any(|o| self.has_word(o))
+    }
+
+    /// True when the preprocessor gets `-H` from us: gcc's directives-only
+    /// output is checked with the headers it lists. A user's own `-H`, also
+    /// through -Wp or -Xpreprocessor, is left alone, and the output is then
+    /// searched for the headers instead.
+    fn adds_header_list(&self) -> bool {
+        let user_lists_headers = self.args.iter().enumerate().any(|(i, arg)| {
+            let bytes = arg.as_bytes();
+            arg == "-H"
+                || (bytes.starts_with(b"-Wp,") && bytes[4..].split(|&b| b == b',').any(|word| word == b"-H"))
+                || (arg == "-Xpreprocessor" && self.args.get(i + 1).is_some_and(|next| next == "-H"))
+        });
+        self.uses_directives_only() && !user_lists_headers
     }
 
     /// Makes sure the names and directories an object records are those of
@@ -458,6 +477,9 @@ impl<'a> Analysis<'a> {
         if self.uses_directives_only() {
             if !self.has_word(DIRECTIVES_ONLY) {
                 result.push(OsString::from(DIRECTIVES_ONLY));
+            }
+            if self.adds_header_list() {
+                result.push(OsString::from("-H"));
             }
         } else if self.toolchain.family == Family::Gcc {
             // gcc honours comments such as /* fall through */ for

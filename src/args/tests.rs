@@ -58,7 +58,7 @@ fn simple_compile_is_remote() {
     assert_eq!(job.input, "lapi.c");
     assert_eq!(job.output, Output::File("lapi.o".into()));
     assert_eq!(job.preprocessed_ext, "i");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -O2 -E lapi.c"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -O2 -E lapi.c"));
     assert_eq!(job.server_args, words("-O2 -fdirectives-only -x cpp-output lapi.c -c -o distcc-output.o"));
 }
 
@@ -86,23 +86,23 @@ fn preprocessor_options_stay_local() {
     assert_eq!(job.server_args, words("-fdirectives-only -x cpp-output a.c -c -o distcc-output.o"));
     assert_eq!(
         job.cpp_args,
-        words("-fdirectives-only -MF obj/a.d -MQ obj/a.o -DX=1 -I inc -Iinc2 -include pre.h -MD -MP -E a.c")
+        words("-fdirectives-only -H -MF obj/a.d -MQ obj/a.o -DX=1 -I inc -Iinc2 -include pre.h -MD -MP -E a.c")
     );
 }
 
 #[test]
 fn dependency_file_follows_gcc() {
     let job = remote("-MMD -MF v.dep -c v.c -o v2.o");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -MQ v2.o -MMD -MF v.dep -E v.c"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -MQ v2.o -MMD -MF v.dep -E v.c"));
     let job = remote("-MD -MT tgt -c v.c -o obj/v.o");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -MF obj/v.d -MD -MT tgt -E v.c"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -MF obj/v.d -MD -MT tgt -E v.c"));
     let job = remote("-MD -c v.c");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -MD -E v.c"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -MD -E v.c"));
     let job = remote("-Wp,-MD,dep.d -c v.c -o obj/v.o");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -Wp,-MD,dep.d -E v.c"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -Wp,-MD,dep.d -E v.c"));
     assert_eq!(job.server_args, words("-fdirectives-only -x cpp-output v.c -c -o distcc-output.o"));
     let job = remote("-MD -S v.c -o -");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -MF -.d -MQ - -MD -E v.c"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -MF -.d -MQ - -MD -E v.c"));
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn mixed_dependency_styles_are_local() {
 #[test]
 fn language_option_becomes_preprocessed_language() {
     let job = remote("-x c++ -c a.c -o a.o");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -x c++ -E a.c"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -x c++ -E a.c"));
     assert_eq!(job.server_args, words("-fdirectives-only -x c++-cpp-output a.c -c -o distcc-output.o"));
     assert_eq!(job.preprocessed_ext, "ii");
     let job = remote("-xc -c d.txt -o d.o");
@@ -161,14 +161,14 @@ fn clang_gets_compilation_directory_with_debug_info() {
 #[test]
 fn linker_options_only_reach_the_preprocessor() {
     let job = remote("-c a.c -lm -L/x -Wl,-z,now -pthread -o a.o");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -E a.c -lm -L/x -Wl,-z,now -pthread"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -E a.c -lm -L/x -Wl,-z,now -pthread"));
     assert_eq!(job.server_args, words("-pthread -fdirectives-only -x cpp-output a.c -c -o distcc-output.o"));
 }
 
 #[test]
 fn unknown_options_reach_both_steps() {
     let job = remote("-fno-frobnicate -Wfancy -c a.c");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -fno-frobnicate -Wfancy -E a.c"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -fno-frobnicate -Wfancy -E a.c"));
     assert_eq!(job.server_args, words("-fno-frobnicate -Wfancy -fdirectives-only -x cpp-output a.c -c -o distcc-output.o"));
 }
 
@@ -243,7 +243,7 @@ fn debug_info_with_working_directory_is_remote() {
 fn native_options_resolve_on_gcc() {
     let toolchain = Toolchain { resolve_native: &fake_native, ..gcc() };
     let job = remote_with(&toolchain, "-O2 -march=native -mno-avx2 -c a.c -o a.o");
-    assert_eq!(job.cpp_args, words("-fdirectives-only -O2 -march=native -mno-avx2 -E a.c"));
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -O2 -march=native -mno-avx2 -E a.c"));
     assert_eq!(
         job.server_args,
         words(
@@ -274,7 +274,7 @@ fn response_files_are_expanded() {
     };
     assert_eq!(job.input, "sp ace/b c.c");
     assert_eq!(job.output, Output::File("sp ace/b c.o".into()));
-    assert_eq!(job.cpp_args, ["-fdirectives-only", "-O1", "-E", "sp ace/b c.c"]);
+    assert_eq!(job.cpp_args, ["-fdirectives-only", "-H", "-O1", "-E", "sp ace/b c.c"]);
     let missing = vec![OsString::from("@/nonexistent.rsp")];
     let Decision::Local(reason) = analyse(&missing, &gcc()) else {
         panic!("expected local");
@@ -307,6 +307,21 @@ fn gcc_server_expands_macros() {
     let job = remote("-fdirectives-only -c a.c");
     assert_eq!(job.cpp_args.iter().filter(|w| *w == "-fdirectives-only").count(), 1);
     assert_eq!(job.server_args.iter().filter(|w| *w == "-fdirectives-only").count(), 1);
+}
+
+#[test]
+fn gcc_preprocessor_lists_headers() {
+    let job = remote("-c a.c");
+    assert!(job.lists_headers);
+    assert_eq!(job.cpp_args, words("-fdirectives-only -H -E a.c"));
+    for user_list in ["-H -c a.c", "-Wp,-MD,a.d,-H -c a.c", "-Xpreprocessor -H -c a.c"] {
+        let job = remote(user_list);
+        assert!(!job.lists_headers, "{user_list}");
+        assert_eq!(job.cpp_args.iter().filter(|w| *w == "-H").count(), usize::from(!user_list.starts_with("-Wp")), "{user_list}");
+    }
+    assert!(remote("-Wp,-D_FORTIFY_SOURCE=2,-Hx -c a.c").lists_headers);
+    assert!(!remote("-c a.i").lists_headers);
+    assert!(!remote_with(&clang(), "-c a.c").lists_headers);
 }
 
 #[test]
