@@ -343,18 +343,22 @@ impl<W: Write> Write for RecordingWriter<'_, W> {
 /// Copies the object payload, telling a failed read (the server's fault)
 /// from a failed write (the client's).
 fn copy_payload_into_output(reader: &mut impl Read, writer: &mut impl Write, length: u64) -> Result<(), ReplyError> {
+    const PIECE_BYTES: usize = 64 * 1024;
     let mut limited = reader.take(length);
-    let mut buffer = [0u8; 64 * 1024];
+    // read_to_end fills the spare capacity without zeroing it first.
+    let mut buffer = Vec::with_capacity(PIECE_BYTES);
     let mut copied = 0u64;
     loop {
-        let count = match limited.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(count) => count,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(ReplyError::Io { field: "DOTO", error }),
-        };
-        writer.write_all(&buffer[..count]).map_err(|error| ReplyError::Output { error })?;
-        copied += count as u64;
+        buffer.clear();
+        (&mut limited)
+            .take(PIECE_BYTES as u64)
+            .read_to_end(&mut buffer)
+            .map_err(|error| ReplyError::Io { field: "DOTO", error })?;
+        if buffer.is_empty() {
+            break;
+        }
+        writer.write_all(&buffer).map_err(|error| ReplyError::Output { error })?;
+        copied += buffer.len() as u64;
     }
     if copied < length {
         return Err(ReplyError::Truncated { field: "DOTO" });
