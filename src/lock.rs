@@ -13,13 +13,23 @@
 //! [`SlotLock::try_lock`] therefore never opens a file that this process has
 //! locked. Compilers run as child processes while this process keeps the
 //! lock, so the lock's descriptor is never passed on (it is close-on-exec).
+//!
+//! A job that finds every slot taken blocks on one of them in the kernel
+//! ([`SlotLock::wait`]), so it takes the slot the moment its holder lets
+//! go. Stock distcc 3.4 sleeps `DISTCC_PAUSE_TIME_MSEC` (one second) and
+//! scans again, which leaves a freed slot idle for up to that second. The
+//! wait uses an open file description lock (`F_OFD_SETLKW`, Linux 3.15),
+//! which conflicts with record locks, stock distcc's included, but belongs
+//! to its descriptor, so a helper thread can hold it for the process.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Lock files this process holds, so that it never opens one of them again.
 static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -35,6 +45,18 @@ pub fn slot_file_name(host_lock_name: &str, slot: u32) -> String {
 pub struct SlotLock {
     file: File,
     path: PathBuf,
+    /// True for an open file description lock from [`SlotLock::wait`].
+    description_lock: bool,
+}
+
+/// The progress of a [`SlotLock::wait`], shared with its helper thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitState {
+    Waiting,
+    /// The helper got the lock and sent it.
+    Delivered,
+    /// The job stopped waiting; a lock the helper gets later is released.
+    Abandoned,
 }
 
 impl SlotLock {
@@ -53,13 +75,67 @@ impl SlotLock {
             return Ok(None);
         }
         held.push(path.to_path_buf());
-        Ok(Some(SlotLock { file, path: path.to_path_buf() }))
+        Ok(Some(SlotLock { file, path: path.to_path_buf(), description_lock: false }))
+    }
+
+    /// Waits up to `timeout` for the slot file at `path` to be free, and
+    /// locks it. Returns `Ok(None)` when the time is up.
+    ///
+    /// A helper thread blocks in `F_OFD_SETLKW`, which cannot be given a
+    /// timeout. When the job stops waiting first, the helper releases a lock
+    /// it gets later and keeps its descriptor open until the process ends:
+    /// closing it could release a record lock that this process took on the
+    /// same file in the meantime.
+    pub fn wait(path: &Path, timeout: Duration) -> io::Result<Option<SlotLock>> {
+        if HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().any(|p| p == path) {
+            return Ok(None);
+        }
+        let file = OpenOptions::new().write(true).create(true).truncate(false).mode(0o666).open(path)?;
+        let state = Arc::new(Mutex::new(WaitState::Waiting));
+        let (sender, receiver) = mpsc::channel();
+        let helper_state = Arc::clone(&state);
+        std::thread::Builder::new().name("slot wait".into()).spawn(move || {
+            let locked = lock_description(&file, libc::F_OFD_SETLKW, libc::F_WRLCK);
+            let mut state = helper_state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match locked {
+                Ok(true) if *state == WaitState::Waiting => {
+                    *state = WaitState::Delivered;
+                    let _ = sender.send(file);
+                }
+                Ok(true) => {
+                    let _ = lock_description(&file, libc::F_OFD_SETLK, libc::F_UNLCK);
+                    std::mem::forget(file);
+                }
+                _ => std::mem::forget(file),
+            }
+        })?;
+
+        let file = match receiver.recv_timeout(timeout) {
+            Ok(file) => file,
+            Err(_) => {
+                let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if *state != WaitState::Delivered {
+                    *state = WaitState::Abandoned;
+                    return Ok(None);
+                }
+                drop(state);
+                // Delivered between the timeout and the check above.
+                receiver.recv().map_err(|_| io::Error::other("slot wait thread ended without its lock"))?
+            }
+        };
+        HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(path.to_path_buf());
+        Ok(Some(SlotLock { file, path: path.to_path_buf(), description_lock: true }))
     }
 }
 
 impl Drop for SlotLock {
     fn drop(&mut self) {
-        if let Err(error) = set_record_lock(&self.file, libc::F_UNLCK) {
+        let unlocked = if self.description_lock {
+            lock_description(&self.file, libc::F_OFD_SETLK, libc::F_UNLCK).map(|_| true)
+        } else {
+            set_record_lock(&self.file, libc::F_UNLCK)
+        };
+        if let Err(error) = unlocked {
             log::debug!("unlocking {} failed: {error}; closing the file releases it", self.path.display());
         }
         let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -88,6 +164,28 @@ fn set_record_lock(file: &File, lock_type: libc::c_int) -> io::Result<bool> {
         // EACCES is what some systems return instead of EAGAIN for a held lock.
         Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
         _ => Err(error),
+    }
+}
+
+/// Applies an open file description lock of `lock_type` to the whole file
+/// with `command` (`F_OFD_SETLK` or `F_OFD_SETLKW`). Returns `Ok(false)`
+/// when another lock conflicts and `command` does not wait.
+fn lock_description(file: &File, command: libc::c_int, lock_type: libc::c_int) -> io::Result<bool> {
+    // SAFETY: an all-zero `flock` is valid; l_pid must be 0 for these commands.
+    let mut request: libc::flock = unsafe { std::mem::zeroed() };
+    request.l_type = lock_type as libc::c_short;
+    request.l_whence = libc::SEEK_SET as libc::c_short;
+    loop {
+        // SAFETY: the descriptor is open and `request` outlives the call.
+        if unsafe { libc::fcntl(file.as_raw_fd(), command, &request) } == 0 {
+            return Ok(true);
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) => return Ok(false),
+            _ => return Err(error),
+        }
     }
 }
 
@@ -134,5 +232,72 @@ mod tests {
         assert_eq!(run_probe(), "busy");
         drop(lock);
         assert_eq!(run_probe(), "free");
+    }
+
+    /// Holds a record lock on `path` in a child process (as stock distcc
+    /// does) for `seconds`, and returns once the lock is taken.
+    fn hold_in_child(path: &Path, seconds: f64) -> Option<std::process::Child> {
+        let python = which::which("python3").ok()?;
+        let script = "import fcntl,sys,time\nf=open(sys.argv[1],'w')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('held',flush=True)\ntime.sleep(float(sys.argv[2]))\n";
+        let mut child = Command::new(python)
+            .args(["-c", script])
+            .arg(path)
+            .arg(seconds.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(line.trim(), "held");
+        Some(child)
+    }
+
+    #[test]
+    fn wait_takes_slot_when_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cpu_tcp_h_1_0");
+        let Some(mut holder) = hold_in_child(&path, 0.3) else {
+            eprintln!("SKIPPED wait_takes_slot_when_released: python3 not found");
+            return;
+        };
+        assert!(SlotLock::wait(&path, Duration::from_millis(50)).unwrap().is_none());
+        let started = std::time::Instant::now();
+        let lock = SlotLock::wait(&path, Duration::from_secs(10)).unwrap().expect("slot after the holder ends");
+        // The holder sleeps 0.3 s in all; a poll every pause would wait 10 s.
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        holder.wait().unwrap();
+        assert!(SlotLock::try_lock(&path).unwrap().is_none(), "held by this process");
+
+        // The waited-for lock keeps record locks of other processes out.
+        let probe = "import fcntl,sys\nf=open(sys.argv[1],'w')\ntry:\n fcntl.lockf(f,fcntl.LOCK_EX|fcntl.LOCK_NB)\n print('free')\nexcept OSError:\n print('busy')\n";
+        let run_probe = || {
+            let output = Command::new("python3").arg("-c").arg(probe).arg(&path).output().unwrap();
+            String::from_utf8(output.stdout).unwrap().trim().to_string()
+        };
+        assert_eq!(run_probe(), "busy");
+        drop(lock);
+        assert_eq!(run_probe(), "free");
+    }
+
+    #[test]
+    fn abandoned_wait_releases_late_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cpu_tcp_h_2_0");
+        let Some(mut holder) = hold_in_child(&path, 0.2) else {
+            eprintln!("SKIPPED abandoned_wait_releases_late_lock: python3 not found");
+            return;
+        };
+        assert!(SlotLock::wait(&path, Duration::from_millis(10)).unwrap().is_none());
+        holder.wait().unwrap();
+        // The helper thread gets the lock when the holder ends and lets it go.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(lock) = SlotLock::try_lock(&path).unwrap() {
+                drop(lock);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the abandoned wait kept the slot");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }

@@ -6,8 +6,10 @@
 //! every host that has one, and so on. So jobs spread over the hosts before
 //! any host gets a second job. Hosts marked `,down`, hosts in
 //! backoff and hosts that already failed for this job are skipped. When
-//! every slot is taken the job waits `DISTCC_PAUSE_TIME_MSEC` and scans
-//! again, rather than oversubscribing a host.
+//! every slot is taken the job blocks on one of them for up to
+//! `DISTCC_PAUSE_TIME_MSEC` and then scans again, rather than
+//! oversubscribing a host. It takes that slot as soon as it is released (see
+//! [`SlotLock::wait`]). Stock distcc sleeps through the whole pause.
 //!
 //! Work that must run on this machine takes a slot from one of two pools.
 //! Compiles that cannot be distributed or that fell back use `--localslots`
@@ -15,7 +17,6 @@
 //! Both pools share the `cpu_localhost_<N>` files with the `localhost` host
 //! entry. The defaults are those of stock distcc 3.4 (`src/lock.c`).
 
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
@@ -138,7 +139,8 @@ impl<'a> HostChoice<'a> {
 
 enum Scan {
     Got(usize, HeldSlot),
-    AllBusy(usize),
+    /// Every slot is taken: the host index and number of each.
+    AllBusy(Vec<(usize, u32)>),
     NoCandidates,
 }
 
@@ -184,17 +186,30 @@ impl Slots {
                     return Ok(Some((index, slot)));
                 }
                 Scan::NoCandidates => return Ok(None),
-                Scan::AllBusy(total) => {
+                Scan::AllBusy(busy) => {
                     if waiting_since.is_none() {
                         log::debug!(
-                            "every slot of the usable hosts is taken ({total} in all); looking again every {} ms (DISTCC_PAUSE_TIME_MSEC)",
+                            "every slot of the usable hosts is taken ({} in all); waiting for one, and looking at all again every {} ms (DISTCC_PAUSE_TIME_MSEC)",
+                            busy.len(),
                             self.pause.as_millis()
                         );
                         self.monitor.set_host(Target::Remote, "", 0);
                         self.monitor.note(Target::Remote, Phase::Blocked);
                         waiting_since = Some(Instant::now());
                     }
-                    thread::sleep(self.pause);
+                    // A random pick spreads the waiting clients over the slots.
+                    let (index, slot) = busy[fastrand::usize(..busy.len())];
+                    if let Some(lock) = self.wait_for_slot(&choice.host(index).lock_name(), slot)? {
+                        let host = choice.host(index);
+                        log::debug!(
+                            "took slot {slot} of {} after waiting {:.3} s",
+                            host.display_name(),
+                            waiting_since.map_or(0.0, |since| since.elapsed().as_secs_f64())
+                        );
+                        let target = if host.is_local() { Target::Local } else { Target::Remote };
+                        self.monitor.set_host(target, &host.display_name(), slot);
+                        return Ok(Some((index, HeldSlot { number: slot, _lock: lock })));
+                    }
                 }
             }
         }
@@ -223,8 +238,11 @@ impl Slots {
                 }
             }
         }
-        let total = candidates.iter().map(|&i| choice.host(i).limit as usize).sum();
-        Ok(Scan::AllBusy(total))
+        let mut busy = Vec::new();
+        for slot in 0..max_limit {
+            busy.extend(candidates.iter().filter(|&&i| slot < choice.host(i).limit).map(|&i| (i, slot)));
+        }
+        Ok(Scan::AllBusy(busy))
     }
 
     /// Returns true when the job may try `index`, logging the reason (once
@@ -279,6 +297,12 @@ impl Slots {
         SlotLock::try_lock(&path).map_err(|error| format!("cannot lock slot file '{}': {error}", path.display()))
     }
 
+    /// Blocks for up to the pause time on one taken slot.
+    fn wait_for_slot(&self, lock_name: &str, slot: u32) -> Result<Option<SlotLock>, String> {
+        let path = self.dir.lock.join(slot_file_name(lock_name, slot));
+        SlotLock::wait(&path, self.pause).map_err(|error| format!("cannot wait for slot file '{}': {error}", path.display()))
+    }
+
     /// Waits for a slot of this machine's `pool`.
     pub fn acquire_local(&self, pool: LocalPool, limits: LocalLimits) -> Result<HeldSlot, String> {
         let limit = limits.of(pool);
@@ -296,7 +320,7 @@ impl Slots {
             }
             if waiting_since.is_none() {
                 log::debug!(
-                    "every local slot is taken ({limit} in all, {}); looking again every {} ms (DISTCC_PAUSE_TIME_MSEC)",
+                    "every local slot is taken ({limit} in all, {}); waiting for one, and looking at all again every {} ms (DISTCC_PAUSE_TIME_MSEC)",
                     pool_name(pool),
                     self.pause.as_millis()
                 );
@@ -304,7 +328,12 @@ impl Slots {
                 self.monitor.note(Target::Local, Phase::Blocked);
                 waiting_since = Some(Instant::now());
             }
-            thread::sleep(self.pause);
+            let number = fastrand::u32(..limit.max(1));
+            if let Some(lock) = self.wait_for_slot("localhost", number)? {
+                log::debug!("took local slot {number} of {limit} ({}) after waiting", pool_name(pool));
+                self.monitor.set_host(Target::Local, "localhost", number);
+                return Ok(HeldSlot { number, _lock: lock });
+            }
         }
     }
 

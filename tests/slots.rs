@@ -730,3 +730,29 @@ fn randomize_spreads_sequential_jobs() {
     assert!(first.counts.total() > 5, "no randomized job used the first host");
     assert!(second.counts.total() > 0, "no randomized job used the second host");
 }
+
+#[test]
+fn waiting_job_takes_released_slot() {
+    let _shared = shared_test_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Distccd::start(tmp.path(), 4);
+    let proxy = CountingProxy::start(server.port);
+    for job in 0..4 {
+        fs::write(tmp.path().join(format!("w{job}.c")), format!("int w{job}(void) {{ return {job}; }}\n")).unwrap();
+    }
+    // With one slot, three of the four jobs find it taken. Sleeping through
+    // a 60 s pause, as stock distcc does, would take minutes.
+    let env = with(
+        client_env(&tmp.path().join("distcc"), &format!("127.0.0.1:{}/1", proxy.port)),
+        "DISTCC_PAUSE_TIME_MSEC",
+        Some("60000"),
+    );
+    let started = std::time::Instant::now();
+    run_parallel(tmp.path(), &env, 4, |job| {
+        vec!["gcc".into(), "-c".into(), format!("w{job}.c"), "-o".into(), format!("w{job}.o")]
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(proxy.counts.total(), 4, "every job ran on the host");
+    assert_eq!(proxy.counts.max_open(), 1, "the /1 host had more than one job at once");
+    assert!(elapsed < Duration::from_secs(30), "the jobs slept through the pause: {elapsed:?}");
+}
