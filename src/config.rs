@@ -37,7 +37,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "DISTCC_PAUSE_TIME_MSEC",
         default: "1000",
-        description: "Milliseconds to wait before looking again when every slot is taken. 0 looks again after 1 ms.",
+        description: "Milliseconds after which a job that waits on one taken slot looks at all slots again. 0 looks again after 1 ms.",
     },
     EnvVar {
         name: "DISTCC_VERBOSE",

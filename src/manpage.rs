@@ -469,9 +469,11 @@ Slots are lock files in
 shared by every distcc\-rs and stock distcc client of the user.
 A job takes the first free slot in list order, slot 0 of every host before slot 1 of any,
 so jobs spread over the hosts.
-When every slot of the usable hosts is taken, the job waits and looks again every
+When every slot of the usable hosts is taken, the job waits on one of them and takes
+it as soon as it is released, and looks at all of them again every
 .B DISTCC_PAUSE_TIME_MSEC
-milliseconds; it does not compile here for want of a slot.
+milliseconds.
+It does not compile here for want of a slot.
 Jobs that run here hold one of
 .BI \-\-localslots= N
 slots (default 4), and local preprocessing one of
