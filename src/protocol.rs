@@ -341,27 +341,21 @@ impl<W: Write> Write for RecordingWriter<'_, W> {
 }
 
 /// Copies the object payload, telling a failed read (the server's fault)
-/// from a failed write (the client's).
-fn copy_payload_into_output(reader: &mut impl Read, writer: &mut impl Write, length: u64) -> Result<(), ReplyError> {
-    const PIECE_BYTES: usize = 64 * 1024;
-    let mut limited = reader.take(length);
-    // read_to_end fills the spare capacity without zeroing it first.
-    let mut buffer = Vec::with_capacity(PIECE_BYTES);
-    let mut copied = 0u64;
-    loop {
-        buffer.clear();
-        (&mut limited)
-            .take(PIECE_BYTES as u64)
-            .read_to_end(&mut buffer)
-            .map_err(|error| ReplyError::Io { field: "DOTO", error })?;
-        if buffer.is_empty() {
-            break;
-        }
-        writer.write_all(&buffer).map_err(|error| ReplyError::Output { error })?;
-        copied += buffer.len() as u64;
-    }
-    if copied < length {
-        return Err(ReplyError::Truncated { field: "DOTO" });
+/// from a failed write (the client's). The bytes go from the reader's own
+/// buffer to the writer, without a second buffer.
+fn copy_payload_into_output(reader: &mut impl BufRead, writer: &mut impl Write, length: u64) -> Result<(), ReplyError> {
+    let mut remaining = length;
+    while remaining > 0 {
+        let available = match reader.fill_buf() {
+            Ok([]) => return Err(ReplyError::Truncated { field: "DOTO" }),
+            Ok(available) => available,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(ReplyError::Io { field: "DOTO", error }),
+        };
+        let count = available.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        writer.write_all(&available[..count]).map_err(|error| ReplyError::Output { error })?;
+        reader.consume(count);
+        remaining -= count as u64;
     }
     writer.flush().map_err(|error| ReplyError::Output { error })
 }
