@@ -391,6 +391,14 @@ impl Distribution<'_> {
                     attempts.discard(self.config);
                     return self.local.run_in_slot(LocalPool::Compile, self.limits);
                 }
+                Ok(Outcome::FailedOnServer(code)) => {
+                    log::debug!("compiling locally: the compile on {} failed with exit code {code}", host.display_name());
+                    drop(slot);
+                    attempts.discard(self.config);
+                    let local_code = self.local.run_in_slot(LocalPool::Compile, self.limits);
+                    self.judge_server_failure(host, code, local_code);
+                    return local_code;
+                }
                 Err(failure) => {
                     log::debug!("{} failed at {}: {}", host.display_name(), failure.step, failure.message);
                     if failure.host_fault {
@@ -458,6 +466,24 @@ impl Distribution<'_> {
         self.handle_reply(host, reply)
     }
 
+    /// Blames the server for a compile that failed there with `server_code`
+    /// but succeeded here: a server whose compiler is broken or differs
+    /// would otherwise make every job compile twice without a word. The
+    /// host is backed off, and the warning says why.
+    fn judge_server_failure(&self, host: &HostSpec, server_code: i32, local_code: i32) {
+        if local_code != 0 {
+            self.slots.host_worked(host);
+            return;
+        }
+        let reason = format!(
+            "the compile of {} failed there with exit code {server_code} but succeeded here; \
+             check the server's compiler",
+            self.job.input.to_string_lossy()
+        );
+        log::warn!("{}: {reason}", host.display_name());
+        self.slots.host_failed(host, &reason);
+    }
+
     fn handle_reply(&self, host: &HostSpec, reply: Reply) -> Result<Outcome, Failure> {
         if libc::WIFSIGNALED(reply.status) {
             let signal = exit::signal_name(libc::WTERMSIG(reply.status));
@@ -504,10 +530,7 @@ impl Distribution<'_> {
         }
         // The server's diagnostics are dropped: the local compile prints its
         // own, with source lines that the server could not show.
-        Ok(Outcome::CompileLocally {
-            reason: format!("the compile on {} failed with exit code {code}", host.display_name()),
-            host_worked: true,
-        })
+        Ok(Outcome::FailedOnServer(code))
     }
 
     /// Puts the received object or assembler file where the compiler would
@@ -582,6 +605,10 @@ enum Outcome {
     /// prints them. This blames no host; `host_worked` is true when the
     /// host compiled the job.
     CompileLocally { reason: String, host_worked: bool },
+    /// The compiler failed on the server with this exit code: compile
+    /// locally, where it prints its own diagnostics. When the local compile
+    /// succeeds, the server is at fault.
+    FailedOnServer(i32),
 }
 
 /// The result of the local preprocessor run.

@@ -481,3 +481,45 @@ fn verbose_log_contains_no_token() {
         .unwrap_or(0);
     assert!(longest_hex_run < 32, "a long hexadecimal run in the log: {text}");
 }
+
+#[test]
+fn failing_server_compiles_are_backed_off() {
+    let scratch = Scratch::new();
+    scratch.write("hostile.c", HELLO);
+    let reference = local_reference(&scratch);
+    let failed = reply_bytes(&[
+        token("DONE", 1),
+        token("STAT", 1 << 8),
+        item("SERR", b"cc1: internal compiler error: Segmentation fault\n"),
+        item("SOUT", b""),
+        token("DOTO", 0),
+    ]);
+    let server = fake_server(true, send(failed));
+    let hosts = format!("127.0.0.1:{}", server.port);
+    let object = scratch.path().join("hostile.o");
+    let compile = || {
+        let mut command = scratch.distcc(&hosts);
+        command.args(["gcc", "-O2", "-c", "hostile.c", "-o", "hostile.o"]);
+        command.output().unwrap()
+    };
+
+    // The first job fails on the server and succeeds here: the server's
+    // diagnostics are dropped, and the warning blames the server.
+    let first = compile();
+    let log = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert_eq!(first.status.code(), Some(0), "{log}");
+    assert_same_file(&object, &reference);
+    assert!(!log.contains("internal compiler error"), "{log}");
+    assert_eq!(log.lines().count(), 1, "one warning line: {log}");
+    assert!(log.contains(&format!("127.0.0.1:{}", server.port)), "{log}");
+    assert!(log.contains("failed there with exit code 1 but succeeded here"), "{log}");
+    server.thread.join().unwrap();
+
+    // The second job skips the backed-off host instead of compiling twice.
+    std::fs::remove_file(&object).unwrap();
+    let second = compile();
+    let log = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert_eq!(second.status.code(), Some(0), "{log}");
+    assert_same_file(&object, &reference);
+    assert!(log.contains("failed there with exit code 1 but succeeded here"), "names the recorded reason: {log}");
+}
