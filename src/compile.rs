@@ -469,7 +469,7 @@ impl Distribution<'_> {
     /// Blames the server for a compile that failed there with `server_code`
     /// but succeeded here: a server whose compiler is broken or differs
     /// would otherwise make every job compile twice without a word. The
-    /// host is backed off, and the warning says why.
+    /// host is backed off, and the warning gives the reason.
     fn judge_server_failure(&self, host: &HostSpec, server_code: i32, local_code: i32) {
         if local_code != 0 {
             self.slots.host_worked(host);
