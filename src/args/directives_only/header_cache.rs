@@ -9,6 +9,11 @@
 //! file system with coarse time stamps could give a second change in the
 //! same tick the same times.
 //!
+//! NOTE: the recent-change test compares the file's times with this
+//! machine's clock. On a network file system whose clock runs behind by
+//! more than [`RACY_SECONDS`], two changes of the same size within one time
+//! stamp tick could leave a stale record.
+//!
 //! The cache file starts with [`HEADER`], which names the macros and
 //! pragmas, so a release that searches for others starts afresh. Records of five
 //! little-endian u64 follow, sorted, so a lookup is a binary search of the
