@@ -475,11 +475,8 @@ impl Distribution<'_> {
             self.slots.host_worked(host);
             return;
         }
-        let reason = format!(
-            "the compile of {} failed there with exit code {server_code} but succeeded here; \
-             check the server's compiler",
-            self.job.input.to_string_lossy()
-        );
+        let input = self.job.input.to_string_lossy();
+        let reason = format!("the compile of {input} failed there with exit code {server_code} but succeeded here; check the server's compiler");
         log::warn!("{}: {reason}", host.display_name());
         self.slots.host_failed(host, &reason);
     }
