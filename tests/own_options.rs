@@ -126,7 +126,8 @@ fn program_sources() -> Vec<(PathBuf, String)> {
 /// set.
 fn variables_read_by_code() -> BTreeSet<(String, String)> {
     let call = Regex::new(r#"\b(?:var_os|var|env_var|getenv|lookup|text)\(\s*"([A-Za-z_][A-Za-z0-9_]*)""#).unwrap();
-    let literal = Regex::new(r#""(?:[^"\\]|\\.)*""#).unwrap();
+    // `(?s:.)` also takes the newline of a backslash-newline continuation.
+    let literal = Regex::new(r#""(?:[^"\\]|\\(?s:.))*""#).unwrap();
     let distcc_name = Regex::new(r"\b_?DISTCC_[A-Z0-9_]*[A-Z0-9]\b").unwrap();
     let mut found = BTreeSet::new();
     for (path, code) in program_sources() {
