@@ -15,7 +15,7 @@
 //! lock, so the lock's descriptor is never passed on (it is close-on-exec).
 //!
 //! A job that finds every slot taken blocks on one of them in the kernel
-//! ([`SlotLock::wait`]), so it takes the slot the moment its holder lets
+//! ([`SlotWait`]), so it takes the slot the moment its holder lets
 //! go. Stock distcc 3.4 sleeps `DISTCC_PAUSE_TIME_MSEC` (one second) and
 //! scans again, which leaves a freed slot idle for up to that second. The
 //! wait uses an open file description lock (`F_OFD_SETLKW`, Linux 3.15),
@@ -45,11 +45,11 @@ pub fn slot_file_name(host_lock_name: &str, slot: u32) -> String {
 pub struct SlotLock {
     file: File,
     path: PathBuf,
-    /// True for an open file description lock from [`SlotLock::wait`].
+    /// True for an open file description lock from a [`SlotWait`].
     description_lock: bool,
 }
 
-/// The progress of a [`SlotLock::wait`], shared with its helper thread.
+/// The progress of a [`SlotWait`], shared with its helper thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WaitState {
     Waiting,
@@ -78,15 +78,25 @@ impl SlotLock {
         Ok(Some(SlotLock { file, path: path.to_path_buf(), description_lock: false }))
     }
 
-    /// Waits up to `timeout` for the slot file at `path` to be free, and
-    /// locks it. Returns `Ok(None)` when the time is up.
-    ///
-    /// A helper thread blocks in `F_OFD_SETLKW`, which cannot be given a
-    /// timeout. When the job stops waiting first, the helper releases a lock
-    /// it gets later and keeps its descriptor open until the process ends:
-    /// closing it could release a record lock that this process took on the
-    /// same file in the meantime.
-    pub fn wait(path: &Path, timeout: Duration) -> io::Result<Option<SlotLock>> {
+}
+
+/// A wait for one taken slot, kept across rounds of a job's search: one
+/// helper thread blocks in `F_OFD_SETLKW`, which cannot be given a
+/// timeout, until the slot is released. Dropping the wait abandons it: a
+/// lock the helper gets later is released at once, and the helper keeps its
+/// descriptor open until the process ends, because closing it could release
+/// a record lock that this process took on the same file in the meantime.
+#[derive(Debug)]
+pub struct SlotWait {
+    path: PathBuf,
+    receiver: mpsc::Receiver<File>,
+    state: Arc<Mutex<WaitState>>,
+}
+
+impl SlotWait {
+    /// Starts waiting for the slot file at `path`. Returns `Ok(None)` when
+    /// this process already holds that slot.
+    pub fn start(path: &Path) -> io::Result<Option<SlotWait>> {
         if HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().any(|p| p == path) {
             return Ok(None);
         }
@@ -109,22 +119,37 @@ impl SlotLock {
                 _ => std::mem::forget(file),
             }
         })?;
+        Ok(Some(SlotWait { path: path.to_path_buf(), receiver, state }))
+    }
 
-        let file = match receiver.recv_timeout(timeout) {
-            Ok(file) => file,
-            Err(_) => {
-                let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if *state != WaitState::Delivered {
-                    *state = WaitState::Abandoned;
-                    return Ok(None);
-                }
-                drop(state);
-                // Delivered between the timeout and the check above.
-                receiver.recv().map_err(|_| io::Error::other("slot wait thread ended without its lock"))?
+    /// Waits up to `timeout` more for the slot. Returns `Ok(None)` when the
+    /// time is up; the wait goes on and can be resumed.
+    pub fn resume(&self, timeout: Duration) -> io::Result<Option<SlotLock>> {
+        match self.receiver.recv_timeout(timeout) {
+            Ok(file) => {
+                HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(self.path.clone());
+                Ok(Some(SlotLock { file, path: self.path.clone(), description_lock: true }))
             }
-        };
-        HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(path.to_path_buf());
-        Ok(Some(SlotLock { file, path: path.to_path_buf(), description_lock: true }))
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(io::Error::other(format!("the wait for {} ended without the lock", self.path.display())))
+            }
+        }
+    }
+}
+
+impl Drop for SlotWait {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *state == WaitState::Delivered {
+            drop(state);
+            // Sent but never taken: releasing it frees the slot.
+            if let Ok(file) = self.receiver.try_recv() {
+                let _ = lock_description(&file, libc::F_OFD_SETLK, libc::F_UNLCK);
+            }
+            return;
+        }
+        *state = WaitState::Abandoned;
     }
 }
 
@@ -260,13 +285,15 @@ mod tests {
             eprintln!("SKIPPED wait_takes_slot_when_released: python3 not found");
             return;
         };
-        assert!(SlotLock::wait(&path, Duration::from_millis(50)).unwrap().is_none());
+        let wait = SlotWait::start(&path).unwrap().expect("the slot is not ours");
+        assert!(wait.resume(Duration::from_millis(50)).unwrap().is_none());
         let started = std::time::Instant::now();
-        let lock = SlotLock::wait(&path, Duration::from_secs(10)).unwrap().expect("slot after the holder ends");
+        let lock = wait.resume(Duration::from_secs(10)).unwrap().expect("slot after the holder ends");
         // The holder sleeps 0.3 s in all; a poll every pause would wait 10 s.
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
         holder.wait().unwrap();
         assert!(SlotLock::try_lock(&path).unwrap().is_none(), "held by this process");
+        assert!(SlotWait::start(&path).unwrap().is_none(), "held by this process");
 
         // The waited-for lock keeps record locks of other processes out.
         let probe = "import fcntl,sys\nf=open(sys.argv[1],'w')\ntry:\n fcntl.lockf(f,fcntl.LOCK_EX|fcntl.LOCK_NB)\n print('free')\nexcept OSError:\n print('busy')\n";
@@ -279,6 +306,30 @@ mod tests {
         assert_eq!(run_probe(), "free");
     }
 
+    fn thread_count() -> usize {
+        std::fs::read_dir("/proc/self/task").unwrap().count()
+    }
+
+    #[test]
+    fn resumed_wait_uses_one_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cpu_tcp_h_3_0");
+        let Some(mut holder) = hold_in_child(&path, 2.0) else {
+            eprintln!("SKIPPED resumed_wait_uses_one_thread: python3 not found");
+            return;
+        };
+        let before = thread_count();
+        let wait = SlotWait::start(&path).unwrap().expect("the slot is not ours");
+        for _ in 0..50 {
+            assert!(wait.resume(Duration::from_millis(1)).unwrap().is_none());
+        }
+        // Other tests run threads too, so allow for a few of theirs.
+        assert!(thread_count() <= before + 4, "{} threads after 50 rounds, {before} before", thread_count());
+        drop(wait);
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+    }
+
     #[test]
     fn abandoned_wait_releases_late_lock() {
         let dir = tempfile::tempdir().unwrap();
@@ -287,7 +338,9 @@ mod tests {
             eprintln!("SKIPPED abandoned_wait_releases_late_lock: python3 not found");
             return;
         };
-        assert!(SlotLock::wait(&path, Duration::from_millis(10)).unwrap().is_none());
+        let wait = SlotWait::start(&path).unwrap().expect("the slot is not ours");
+        assert!(wait.resume(Duration::from_millis(10)).unwrap().is_none());
+        drop(wait);
         holder.wait().unwrap();
         // The helper thread gets the lock when the holder ends and lets it go.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -9,7 +9,7 @@
 //! every slot is taken the job blocks on one of them for up to
 //! `DISTCC_PAUSE_TIME_MSEC` and then scans again, rather than
 //! oversubscribing a host. It takes that slot as soon as it is released (see
-//! [`SlotLock::wait`]). Stock distcc sleeps through the whole pause.
+//! [`SlotWait`]). Stock distcc sleeps through the whole pause.
 //!
 //! Work that must run on this machine takes a slot from one of two pools.
 //! Compiles that cannot be distributed or that fell back use `--localslots`
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::backoff::Backoff;
 use crate::config::{Config, format_seconds};
 use crate::hosts::{HostList, HostSpec};
-use crate::lock::{SlotLock, slot_file_name};
+use crate::lock::{SlotLock, SlotWait, slot_file_name};
 use crate::state::{Monitor, Phase, Target};
 use crate::statedir::{self, StateDir};
 
@@ -173,6 +173,8 @@ impl Slots {
     /// host is left: all are down, backed off or failed for this job.
     pub fn acquire_host(&self, choice: &mut HostChoice) -> Result<Option<(usize, HeldSlot)>, String> {
         let mut waiting_since: Option<Instant> = None;
+        // The slot this job waits on, kept from one round to the next.
+        let mut pending: Option<(usize, u32, SlotWait)> = None;
         loop {
             match self.scan_hosts(choice)? {
                 Scan::Got(index, slot) => {
@@ -197,9 +199,17 @@ impl Slots {
                         self.monitor.note(Target::Remote, Phase::Blocked);
                         waiting_since = Some(Instant::now());
                     }
-                    // A random pick spreads the waiting clients over the slots.
-                    let (index, slot) = busy[fastrand::usize(..busy.len())];
-                    if let Some(lock) = self.wait_for_slot(&choice.host(index).lock_name(), slot)? {
+                    if pending.as_ref().is_some_and(|(index, slot, _)| !busy.contains(&(*index, *slot))) {
+                        // Its host is no longer usable (backed off meanwhile).
+                        pending = None;
+                    }
+                    if pending.is_none() {
+                        // A random pick spreads the waiting clients over the slots.
+                        let (index, slot) = busy[fastrand::usize(..busy.len())];
+                        pending = self.start_wait(&choice.host(index).lock_name(), slot).map(|wait| (index, slot, wait));
+                    }
+                    if let Some(lock) = self.resume_wait(&mut pending) {
+                        let (index, slot) = pending.as_ref().map(|(index, slot, _)| (*index, *slot)).expect("a wait gave the lock");
                         let host = choice.host(index);
                         log::debug!(
                             "took slot {slot} of {} after waiting {:.3} s",
@@ -297,16 +307,43 @@ impl Slots {
         SlotLock::try_lock(&path).map_err(|error| format!("cannot lock slot file '{}': {error}", path.display()))
     }
 
-    /// Blocks for up to the pause time on one taken slot.
-    fn wait_for_slot(&self, lock_name: &str, slot: u32) -> Result<Option<SlotLock>, String> {
+    /// Starts a blocking wait for one taken slot. When that is not possible
+    /// (no thread or descriptor to spare), the job sleeps between scans
+    /// instead, as stock distcc does.
+    fn start_wait(&self, lock_name: &str, slot: u32) -> Option<SlotWait> {
         let path = self.dir.lock.join(slot_file_name(lock_name, slot));
-        SlotLock::wait(&path, self.pause).map_err(|error| format!("cannot wait for slot file '{}': {error}", path.display()))
+        match SlotWait::start(&path) {
+            Ok(wait) => wait,
+            Err(error) => {
+                log::debug!("cannot wait for slot file '{}' ({error}); sleeping between scans instead", path.display());
+                None
+            }
+        }
+    }
+
+    /// Waits up to the pause time for the slot of `pending`, or sleeps that
+    /// long without one. A failed wait is dropped, so the next round starts
+    /// another.
+    fn resume_wait<T>(&self, pending: &mut Option<(T, u32, SlotWait)>) -> Option<SlotLock> {
+        let Some((_, _, wait)) = pending.as_ref() else {
+            std::thread::sleep(self.pause);
+            return None;
+        };
+        match wait.resume(self.pause) {
+            Ok(lock) => lock,
+            Err(error) => {
+                log::debug!("{error}; looking at every slot again");
+                *pending = None;
+                None
+            }
+        }
     }
 
     /// Waits for a slot of this machine's `pool`.
     pub fn acquire_local(&self, pool: LocalPool, limits: LocalLimits) -> Result<HeldSlot, String> {
         let limit = limits.of(pool);
         let mut waiting_since: Option<Instant> = None;
+        let mut pending: Option<((), u32, SlotWait)> = None;
         loop {
             for number in 0..limit {
                 if let Some(lock) = self.try_slot("localhost", number)? {
@@ -328,8 +365,12 @@ impl Slots {
                 self.monitor.note(Target::Local, Phase::Blocked);
                 waiting_since = Some(Instant::now());
             }
-            let number = fastrand::u32(..limit.max(1));
-            if let Some(lock) = self.wait_for_slot("localhost", number)? {
+            if pending.is_none() {
+                let number = fastrand::u32(..limit.max(1));
+                pending = self.start_wait("localhost", number).map(|wait| ((), number, wait));
+            }
+            if let Some(lock) = self.resume_wait(&mut pending) {
+                let number = pending.as_ref().map(|(_, number, _)| *number).expect("a wait gave the lock");
                 log::debug!("took local slot {number} of {limit} ({}) after waiting", pool_name(pool));
                 self.monitor.set_host(Target::Local, "localhost", number);
                 return Ok(HeldSlot { number, _lock: lock });
