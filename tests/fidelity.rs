@@ -232,6 +232,10 @@ fn sources() -> Vec<(&'static str, Vec<u8>)> {
         ("lvl.h", text("int lvl = __INCLUDE_LEVEL__;\n")),
         ("uselvl.c", text("#include \"lvl.h\"\nint u;\n")),
         ("msgh.h", text("#pragma message(\"from a header\")\nint mh;\n")),
+        ("pushpop.c", text("#define X 3\n#pragma push_macro(\"X\")\n#undef X\n#define X 20\n#pragma pop_macro(\"X\")\nint r(void) { return X; }\n")),
+        ("poison.c", text("#pragma GCC poison bad\nint bad;\n")),
+        ("msgsplit.c", text("#pragma \\\nmessage(\"split\")\nint s;\n")),
+        ("msgcomment.c", text("#/**/pragma message(\"c\")\nint c;\n")),
         ("empty.c", Vec::new()),
         ("k.cc", text(K_CC)),
         ("k.C", text(K_CC)),
@@ -424,6 +428,13 @@ fn cases() -> Vec<Case> {
     cases.push(Case::new("gcc", "-include msgh.h -c a.c -o a.o", Local));
     cases.push(Case::new("gcc", "-include lvl.h -c a.c -o a.o", Local));
     cases.push(Case::new("gcc", "-DWHEN=__DATE__ -c a.c -o a.o", Local).env("SOURCE_DATE_EPOCH", "0"));
+    // gcc 12 leaves these pragmas out of directives-only output too, and
+    // the spellings of a pragma that gcc accepts.
+    cases.push(Case::new("gcc", "-c pushpop.c -o pushpop.o", Local));
+    cases.push(Case::new("g++", "-x c++ -c pushpop.c -o pushpop.o", Local));
+    cases.push(Case::new("gcc", "-c poison.c -o poison.o", Local));
+    cases.push(Case::new("gcc", "-c msgsplit.c -o msgsplit.o", Local));
+    cases.push(Case::new("gcc", "-c msgcomment.c -o msgcomment.o", Local));
     cases.push(Case::new("gcc", "-c msg.c -o msg.o", Local));
     cases.push(Case::new("gcc", "-c rx.c -o rx.o", Local));
     cases.push(Case::new("clang", "-c base.c -o base.o", Remote));

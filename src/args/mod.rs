@@ -391,13 +391,20 @@ impl<'a> Analysis<'a> {
         self.args.iter().any(|a| a == word)
     }
 
-    /// True when the last of -f[no-]diagnostics-show-caret turns excerpts off.
+    /// True when the last of -f[no-]diagnostics-show-caret turns excerpts off,
+    /// and no option asks for fix-it output, which also needs the source.
     fn hides_source_excerpts(&self) -> bool {
-        self.args
+        let wants_fixits = self
+            .args
             .iter()
-            .rev()
-            .find(|a| *a == "-fdiagnostics-show-caret" || *a == "-fno-diagnostics-show-caret")
-            .is_some_and(|a| a == "-fno-diagnostics-show-caret")
+            .any(|a| a == "-fdiagnostics-generate-patch" || a == "-fdiagnostics-parseable-fixits");
+        !wants_fixits
+            && self
+                .args
+                .iter()
+                .rev()
+                .find(|a| *a == "-fdiagnostics-show-caret" || *a == "-fno-diagnostics-show-caret")
+                .is_some_and(|a| a == "-fno-diagnostics-show-caret")
     }
 
     /// True when gcc preprocesses with -fdirectives-only (see [`DIRECTIVES_ONLY`]).
@@ -406,15 +413,16 @@ impl<'a> Analysis<'a> {
     }
 
     /// True when the preprocessor gets `-H` from us: gcc's directives-only
-    /// output is checked with the headers it lists. A user's own `-H`, also
-    /// through -Wp or -Xpreprocessor, is left alone, and the output is then
-    /// searched for the headers instead.
+    /// output is checked with the headers it lists. A user's own `-H` or
+    /// `--trace-includes`, also through -Wp or -Xpreprocessor, is left
+    /// alone, and the output is then searched for the headers instead.
     fn adds_header_list(&self) -> bool {
         let user_lists_headers = self.args.iter().enumerate().any(|(i, arg)| {
             let bytes = arg.as_bytes();
-            arg == "-H"
-                || (bytes.starts_with(b"-Wp,") && bytes[4..].split(|&b| b == b',').any(|word| word == b"-H"))
-                || (arg == "-Xpreprocessor" && self.args.get(i + 1).is_some_and(|next| next == "-H"))
+            let lists = |word: &[u8]| word == b"-H" || word == b"--trace-includes";
+            lists(bytes)
+                || (bytes.starts_with(b"-Wp,") && bytes[4..].split(|&b| b == b',').any(lists))
+                || (arg == "-Xpreprocessor" && self.args.get(i + 1).is_some_and(|next| lists(next.as_bytes())))
         });
         self.uses_directives_only() && !user_lists_headers
     }

@@ -319,6 +319,11 @@ fn gcc_preprocessor_lists_headers() {
         assert!(!job.lists_headers, "{user_list}");
         assert_eq!(job.cpp_args.iter().filter(|w| *w == "-H").count(), usize::from(!user_list.starts_with("-Wp")), "{user_list}");
     }
+    for user_list in ["--trace-includes -c a.c", "-Wp,--trace-includes -c a.c", "-Xpreprocessor --trace-includes -c a.c"] {
+        let job = remote(user_list);
+        assert!(!job.lists_headers, "{user_list}");
+        assert!(!job.cpp_args.iter().any(|w| w == "-H"), "{user_list}");
+    }
     assert!(remote("-Wp,-D_FORTIFY_SOURCE=2,-Hx -c a.c").lists_headers);
     assert!(!remote("-c a.i").lists_headers);
     assert!(!remote_with(&clang(), "-c a.c").lists_headers);
@@ -364,4 +369,11 @@ fn dependency_file_on_stdout_is_local() {
         let joined = local(&format!("-MD -MF{name} -c a.c -o a.o"));
         assert!(joined.contains("standard output"), "{name} joined: {joined}");
     }
+}
+
+#[test]
+fn fixit_output_needs_local_warnings() {
+    assert!(remote("-fno-diagnostics-show-caret -c a.c").server_warnings_match);
+    assert!(!remote("-fno-diagnostics-show-caret -fdiagnostics-generate-patch -c a.c").server_warnings_match);
+    assert!(!remote("-fno-diagnostics-show-caret -fdiagnostics-parseable-fixits -c a.c").server_warnings_match);
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The first bytes of the cache file.
 pub(super) const HEADER: &[u8] = b"distcc-rs: files without __DATE__ __TIME__ __TIMESTAMP__ __INCLUDE_LEVEL__ __BASE_FILE__ \
-    #pragma message redefine_extname, format 1\n";
+    #pragma message redefine_extname push_macro pop_macro poison, format 2\n";
 
 const RECORD_BYTES: usize = 40;
 
@@ -54,7 +54,12 @@ impl HeaderCache {
     /// Reads the cache at `path`. A missing, unreadable or malformed file
     /// gives an empty cache, which is rewritten on [`HeaderCache::save`].
     pub fn load(path: PathBuf) -> HeaderCache {
-        let mut known = std::fs::read(&path).unwrap_or_default();
+        // A bounded read: the path might name a device or a huge file.
+        let limit = (HEADER.len() + MAX_RECORDS * RECORD_BYTES) as u64 + 1;
+        let mut known = Vec::new();
+        if let Ok(file) = std::fs::File::open(&path) {
+            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(file, limit), &mut known);
+        }
         if known.starts_with(HEADER) && (known.len() - HEADER.len()).is_multiple_of(RECORD_BYTES) {
             known.drain(..HEADER.len());
         } else {

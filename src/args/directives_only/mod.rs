@@ -26,6 +26,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::ops::ControlFlow;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -42,9 +43,12 @@ use header_cache::HeaderCache;
 const MACROS_EXPANDED_DIFFERENTLY: &[&[u8]] =
     &[b"__DATE__", b"__TIME__", b"__TIMESTAMP__", b"__INCLUDE_LEVEL__", b"__BASE_FILE__"];
 
-/// Pragmas that gcc 12 drops from directives-only output (those it
-/// registers for macro expansion when it only preprocesses).
-const DROPPED_PRAGMAS: &[&[u8]] = &[b"message", b"redefine_extname"];
+/// Pragmas that gcc 12 drops from directives-only output although the
+/// compiler proper needs them: those it registers for macro expansion when
+/// it only preprocesses (`message`, `redefine_extname`), and
+/// `push_macro`/`pop_macro` and `GCC poison`, which the server must see to
+/// expand macros and reject poisoned names as gcc would here.
+const DROPPED_PRAGMAS: &[&[u8]] = &[b"message", b"redefine_extname", b"push_macro", b"pop_macro", b"poison"];
 
 /// Bytes read at a time. Files are read in pieces that end at a line end,
 /// so the client's memory does not grow with the preprocessed text.
@@ -61,8 +65,8 @@ const CHUNK_BYTES: usize = 32 * 1024;
 /// to be clean, spares reading them again. Without a list, the whole output
 /// is searched for macros and line markers.
 ///
-/// A file that cannot be read is skipped: the preprocessor has just read
-/// it, so this only happens if it vanished.
+/// A file that cannot be read again, such as a FIFO or a file removed since
+/// the preprocessor read it, keeps the job local.
 pub fn check_file(path: &Path, listed_headers: Option<&[Vec<u8>]>, cache: Option<PathBuf>) -> io::Result<Option<String>> {
     let mut reader = LineChunks::new();
     let mut output = OutputScan { stop_at_main_file: listed_headers.is_some(), ..OutputScan::default() };
@@ -82,11 +86,27 @@ pub fn check_file(path: &Path, listed_headers: Option<&[Vec<u8>]>, cache: Option
     let mut found = None;
     for name in files {
         let path = Path::new(OsStr::from_bytes(name));
-        let Ok(file) = File::open(path) else {
-            continue;
+        // Without O_NONBLOCK, opening a FIFO that the preprocessor has
+        // already drained would wait for a writer forever.
+        let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path);
+        let metadata = opened.as_ref().map_err(|e| e.kind()).and_then(|file| file.metadata().map_err(|e| e.kind()));
+        let (file, metadata) = match (opened, metadata) {
+            (Ok(file), Ok(metadata)) if metadata.is_file() => (file, metadata),
+            (Ok(_), Ok(_)) => {
+                found = Some(format!("{} is not a regular file, so it cannot be read again to check it", path.display()));
+                break;
+            }
+            (Err(error), _) => {
+                found = Some(format!("cannot read {} to check it: {error}", path.display()));
+                break;
+            }
+            (Ok(_), Err(kind)) => {
+                found = Some(format!("cannot read {} to check it: {kind}", path.display()));
+                break;
+            }
         };
         // The identity comes from the open file, so it is the file read.
-        let identity = cache.as_ref().and_then(|_| HeaderCache::identity(&file.metadata().ok()?, now));
+        let identity = cache.as_ref().and_then(|_| HeaderCache::identity(&metadata, now));
         if let (Some(cache), Some(identity)) = (&cache, &identity)
             && cache.contains(identity)
         {
@@ -102,7 +122,10 @@ pub fn check_file(path: &Path, listed_headers: Option<&[Vec<u8>]>, cache: Option
                     cache.insert(identity);
                 }
             }
-            Err(_) => continue,
+            Err(error) => {
+                found = Some(format!("cannot read {} to check it: {error}", path.display()));
+                break;
+            }
         }
     }
     if let Some(cache) = cache {
@@ -180,6 +203,9 @@ impl Finding {
 /// in a comment or an inactive conditional block counts too; that only
 /// costs a local compile.
 fn find_in_source(text: &[u8]) -> ControlFlow<Finding> {
+    // A backslash-newline may split a macro name; the preprocessor joins it.
+    let spliced = splice_lines(text);
+    let text: &[u8] = &spliced;
     let mut found = None;
     let _ = candidates::for_each(text, |position| {
         if text[position] != b'_' {
@@ -247,8 +273,14 @@ impl LineChunks {
                     _ => visit(&self.buffer).break_value(),
                 });
             }
-            if let Some(newline) = memrchr(b'\n', &self.buffer[read_from..]) {
-                let end = read_from + newline + 1;
+            // A piece ends at a newline that ends a logical line, so that
+            // no line joined by a backslash-newline is split.
+            let mut cut = memrchr(b'\n', &self.buffer);
+            while let Some(newline) = cut.filter(|&newline| ends_with_backslash(&self.buffer[..newline])) {
+                cut = memrchr(b'\n', &self.buffer[..newline]);
+            }
+            if let Some(newline) = cut {
+                let end = newline + 1;
                 if let ControlFlow::Break(value) = visit(&self.buffer[..end]) {
                     return Ok(Some(value));
                 }
@@ -274,6 +306,10 @@ struct OutputScan {
     reached_main_file: bool,
     /// The file name of the last line marker, as written.
     last_marker_name: Vec<u8>,
+    /// Whether a `<command-line>` marker was seen, and the include depth
+    /// since the last one.
+    seen_command_line: bool,
+    depth: usize,
 }
 
 impl OutputScan {
@@ -330,15 +366,29 @@ impl OutputScan {
             end
         };
         let flags = &quoted[end + 1..];
-        let entering = flags.starts_with(b" 1") && flags.get(2).is_none_or(|&b| matches!(b, b' ' | b'\n' | b'\r'));
+        let has_flag = |flag: u8| flags.get(1) == Some(&flag) && flags.get(2).is_none_or(|&b| matches!(b, b' ' | b'\n' | b'\r'));
+        let entering = flags.first() == Some(&b' ') && has_flag(b'1');
+        let returning = flags.first() == Some(&b' ') && has_flag(b'2');
         let raw = &quoted[..end];
+        // The main file starts where a marker names it at the include depth
+        // of the command line, not inside a file given to -include that
+        // uses #line to name it.
+        if entering {
+            self.depth += 1;
+        } else if returning {
+            self.depth = self.depth.saturating_sub(1);
+        }
+        if raw == b"<command-line>" {
+            self.seen_command_line = true;
+            self.depth = 0;
+        }
         let first = match &self.main_file {
             None => {
                 self.main_file = Some(raw.to_vec());
                 true
             }
             Some(main_file) => {
-                self.reached_main_file |= main_file == raw;
+                self.reached_main_file |= self.seen_command_line && self.depth == 0 && main_file == raw;
                 false
             }
         };
@@ -404,8 +454,8 @@ fn closing_quote(text: &[u8]) -> Option<usize> {
     }
 }
 
-/// Undoes the escapes gcc writes in a marker's file name: `\\`, `\"` and
-/// three octal digits for other bytes.
+/// Undoes the escapes gcc writes in a marker's file name: `\\`, `\"`, the
+/// C escapes of control characters such as `\n`, and three octal digits.
 fn unescape(raw: &[u8]) -> Vec<u8> {
     let mut name = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -417,7 +467,16 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
                 i += 4;
             }
             (b'\\', None) if i + 1 < raw.len() => {
-                name.push(raw[i + 1]);
+                name.push(match raw[i + 1] {
+                    b'n' => b'\n',
+                    b't' => b'\t',
+                    b'r' => b'\r',
+                    b'f' => 0x0c,
+                    b'v' => 0x0b,
+                    b'a' => 0x07,
+                    b'b' => 0x08,
+                    other => other,
+                });
                 i += 2;
             }
             (byte, _) => {
@@ -429,48 +488,89 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
     name
 }
 
-/// Finds a `#pragma NAME` directive for one of `names` in a source file.
-/// Directives in inactive conditional blocks count too; that only costs a
-/// local compile. Only the lines that contain "pragma" are examined.
+/// Finds a pragma named in `names` in a source file. The search is
+/// deliberately loose, so that no spelling gcc accepts slips through: a
+/// logical line (backslash-newline joins lines) that contains the word
+/// `pragma` and, after it, one of `names` as a whole word counts, whatever
+/// comments, blanks or other words stand between them and whether or not the
+/// line is a directive. A directive in an inactive conditional block counts
+/// too. A false match only costs a local compile.
 fn find_pragma(content: &[u8], names: &[&'static [u8]]) -> Option<&'static str> {
     let mut searched_to = 0;
     for position in memmem::find_iter(content, b"pragma") {
         if position < searched_to {
             continue;
         }
-        let line_start = memrchr(b'\n', &content[..position]).map_or(0, |newline| newline + 1);
-        let line_end = memchr(b'\n', &content[position..]).map_or(content.len(), |length| position + length);
-        if let Some(name) = pragma_in_line(&content[line_start..line_end], names) {
+        let (line_start, line_end) = logical_line(content, position);
+        searched_to = line_end;
+        let line = splice_lines(&content[line_start..line_end]);
+        if let Some(name) = name_after_pragma(&line, names) {
             return Some(name);
         }
-        searched_to = line_end;
     }
     None
 }
 
-/// Returns the name of `names` that the line's `#pragma` directive gives.
-fn pragma_in_line(line: &[u8], names: &[&'static [u8]]) -> Option<&'static str> {
-    let skip_blanks = |text: &[u8], mut i: usize| {
-        while i < text.len() && (text[i] == b' ' || text[i] == b'\t') {
-            i += 1;
+/// Returns the bounds of the logical line around `position`: its physical
+/// lines joined where a line ends with a backslash.
+fn logical_line(content: &[u8], position: usize) -> (usize, usize) {
+    let mut start = memrchr(b'\n', &content[..position]).map_or(0, |newline| newline + 1);
+    while start > 0 && ends_with_backslash(&content[..start - 1]) {
+        start = memrchr(b'\n', &content[..start - 1]).map_or(0, |newline| newline + 1);
+    }
+    let mut end = position;
+    loop {
+        match memchr(b'\n', &content[end..]) {
+            Some(offset) if ends_with_backslash(&content[..end + offset]) => end += offset + 1,
+            Some(offset) => return (start, end + offset),
+            None => return (start, content.len()),
         }
-        i
+    }
+}
+
+/// True when `text` ends with a backslash, before an optional carriage return.
+fn ends_with_backslash(text: &[u8]) -> bool {
+    text.strip_suffix(b"\r").unwrap_or(text).ends_with(b"\\")
+}
+
+/// Removes the backslash-newlines of `text`, as the preprocessor does
+/// before it reads tokens.
+fn splice_lines(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if memmem::find(text, b"\\\n").is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut spliced = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(newline) = memchr(b'\n', rest) {
+        let line = &rest[..newline];
+        if ends_with_backslash(line) {
+            let kept = line.strip_suffix(b"\r").unwrap_or(line);
+            spliced.extend_from_slice(&kept[..kept.len() - 1]);
+        } else {
+            spliced.extend_from_slice(&rest[..=newline]);
+        }
+        rest = &rest[newline + 1..];
+    }
+    spliced.extend_from_slice(rest);
+    std::borrow::Cow::Owned(spliced)
+}
+
+/// Returns the first of `names` that follows the word `pragma` in `line`,
+/// both as whole words.
+fn name_after_pragma(line: &[u8], names: &[&'static [u8]]) -> Option<&'static str> {
+    let whole_word_at = |text: &[u8], at: usize, word: &[u8]| {
+        text[at..].starts_with(word)
+            && (at == 0 || !is_identifier_byte(text[at - 1]))
+            && text.get(at + word.len()).is_none_or(|&b| !is_identifier_byte(b))
     };
-    let i = skip_blanks(line, 0);
-    if line.get(i) != Some(&b'#') {
-        return None;
+    let pragma = memmem::find_iter(line, b"pragma").find(|&at| whole_word_at(line, at, b"pragma"))?;
+    let after = pragma + b"pragma".len();
+    for at in after..line.len() {
+        if let Some(name) = names.iter().find(|name| whole_word_at(line, at, name)) {
+            return Some(std::str::from_utf8(name).expect("pragma names are ASCII"));
+        }
     }
-    let i = skip_blanks(line, i + 1);
-    let after = line[i..].strip_prefix(b"pragma")?;
-    let j = skip_blanks(after, 0);
-    if j == 0 {
-        return None;
-    }
-    let word = &after[j..];
-    names
-        .iter()
-        .find(|name| word.starts_with(name) && word.get(name.len()).is_none_or(|&b| !is_identifier_byte(b)))
-        .map(|name| std::str::from_utf8(name).expect("pragma names are ASCII"))
+    None
 }
 
 #[cfg(test)]
@@ -517,28 +617,61 @@ mod tests {
         assert_eq!(entered_files(b"# 0 \"m.c\"\n# 1 \"open\n\" 1\n"), [&b"m.c"[..]]);
     }
 
-    /// Searches line by line, as `find_pragma` did before it used memmem.
-    fn pragma_by_lines(content: &[u8], names: &[&'static [u8]]) -> Option<&'static str> {
-        content.split(|&b| b == b'\n').find_map(|line| pragma_in_line(line, names))
+    #[test]
+    fn pragma_search_finds_every_spelling() {
+        let found: &[(&[u8], &str)] = &[
+            (b"#pragma message", "message"),
+            (b"#pragma message(\"x\")\n", "message"),
+            (b"// pragma\n\t# \tpragma   redefine_extname a b\r\n", "redefine_extname"),
+            (b"#pragma messages\n#pragma message\n", "message"),
+            (b"#/**/pragma message\n", "message"),
+            (b"#pragma/**/message(\"x\")\n", "message"),
+            (b"/* x */ #pragma message\n", "message"),
+            (b"#pragma \\\nmessage(\"x\")\n", "message"),
+            (b"#pragma \\\r\nredefine_extname a b\r\n", "redefine_extname"),
+            (b"#\x0cpragma\x0bmessage\n", "message"),
+            (b"#pragma push_macro(\"X\")\n", "push_macro"),
+            (b"#pragma pop_macro(\"X\")\n", "pop_macro"),
+            (b"#pragma GCC poison bad\n", "poison"),
+            (b"int x;\n#if 0\n#pragma message \"off\"\n#endif\n", "message"),
+        ];
+        for (sample, name) in found {
+            assert_eq!(find_pragma(sample, DROPPED_PRAGMAS), Some(*name), "{}", String::from_utf8_lossy(sample));
+        }
+        let clean: &[&[u8]] = &[
+            b"",
+            b"pragma",
+            b"#pragmamessage\n# pragma\n",
+            b"#pragma once\n#pragma pack(1)\n#pragma messages\n",
+            b"#pragma GCC diagnostic ignored \"-Wmessage\"\n",
+            b"message pragma\n_Pragma(\"once\")\n",
+            b"#pragma GCC push_options\n#pragma GCC pop_options\n",
+        ];
+        for sample in clean {
+            assert_eq!(find_pragma(sample, DROPPED_PRAGMAS), None, "{}", String::from_utf8_lossy(sample));
+        }
     }
 
     #[test]
-    fn pragma_search_matches_line_scan() {
-        let samples: &[&[u8]] = &[
-            b"",
-            b"pragma",
-            b"#pragma message",
-            b"#pragma message(\"x\")\n",
-            b"int pragma; #pragma message\n",
-            b"// pragma\n\t# \tpragma   redefine_extname a b\r\n",
-            b"#pragma messages\n#pragma message\n",
-            b"#pragmamessage\n# pragma\n#pragma\tmessage\n",
-            b"x pragma pragma\n  #  pragma once pragma message\n#pragma message",
-            b"\n\n#pragma GCC system_header\n#pragma redefine_extname\n",
-        ];
-        for sample in samples {
-            assert_eq!(find_pragma(sample, DROPPED_PRAGMAS), pragma_by_lines(sample, DROPPED_PRAGMAS), "{sample:?}");
-        }
+    fn split_macro_names_are_found() {
+        let source = b"const char *f = __BASE_\\\nFILE__;\n";
+        assert!(matches!(find_in_source(source), ControlFlow::Break(Finding::Macro("__BASE_FILE__"))));
+        let clean = b"#define A \\\n  1\nint a = A;\n";
+        assert!(matches!(find_in_source(clean), ControlFlow::Continue(())));
+    }
+
+    #[test]
+    fn pieces_keep_joined_lines_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // A logical line that crosses the end of the first piece.
+        let mut text = b"int x;\n".repeat(CHUNK_BYTES / 7 - 1);
+        text.extend_from_slice(b"#pragma \\\n");
+        text.extend_from_slice(&b" \\\n".repeat(40));
+        text.extend_from_slice(b"message(\"x\")\n");
+        let path = write_file(dir.path(), "joined.h", &text);
+        let mut reader = LineChunks::new();
+        let found = reader.for_each(File::open(&path).unwrap(), find_in_source).unwrap();
+        assert!(matches!(found, Some(Finding::Pragma("message"))));
     }
 
     #[test]
