@@ -466,19 +466,27 @@ impl Distribution<'_> {
         self.handle_reply(host, reply)
     }
 
-    /// Blames the server for a compile that failed there with `server_code`
-    /// but succeeded here: a server whose compiler is broken or differs
-    /// would otherwise make every job compile twice without a word. The
-    /// host is backed off, and the warning gives the reason.
+    /// Reports a compile that failed on the server with `server_code` but
+    /// succeeded here, which would otherwise cost a second compile without a
+    /// word. Exit code 1 means compile errors: a server whose compiler
+    /// differs, or a difference in how the source was sent, so only this
+    /// job is affected and the warning says so. Other codes, such as gcc's
+    /// 4 for an internal compiler error, point at a broken compiler there,
+    /// and the host is backed off so that the following jobs skip it.
     fn judge_server_failure(&self, host: &HostSpec, server_code: i32, local_code: i32) {
         if local_code != 0 {
             self.slots.host_worked(host);
             return;
         }
         let input = self.job.input.to_string_lossy();
-        let reason = format!("the compile of {input} failed there with exit code {server_code} but succeeded here; check the server's compiler");
-        log::warn!("{}: {reason}", host.display_name());
-        self.slots.host_failed(host, &reason);
+        let reason = format!("the compile of {input} failed there with exit code {server_code} but succeeded here");
+        if server_code == 1 {
+            log::warn!("{}: {reason}; compiled locally", host.display_name());
+            self.slots.host_worked(host);
+        } else {
+            log::warn!("{}: {reason}; check the server's compiler", host.display_name());
+            self.slots.host_failed(host, &format!("{reason}; check the server's compiler"));
+        }
     }
 
     fn handle_reply(&self, host: &HostSpec, reply: Reply) -> Result<Outcome, Failure> {

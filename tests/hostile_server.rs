@@ -482,44 +482,66 @@ fn verbose_log_contains_no_token() {
     assert!(longest_hex_run < 32, "a long hexadecimal run in the log: {text}");
 }
 
+/// A reply that reports a failed compile with `exit_code`.
+fn failed_compile(exit_code: u32) -> Vec<u8> {
+    reply_bytes(&[
+        token("DONE", 1),
+        token("STAT", exit_code << 8),
+        item("SERR", b"cc1: internal compiler error: Segmentation fault\n"),
+        item("SOUT", b""),
+        token("DOTO", 0),
+    ])
+}
+
 #[test]
 fn failing_server_compiles_are_backed_off() {
     let scratch = Scratch::new();
     scratch.write("hostile.c", HELLO);
     let reference = local_reference(&scratch);
-    let failed = reply_bytes(&[
-        token("DONE", 1),
-        token("STAT", 1 << 8),
-        item("SERR", b"cc1: internal compiler error: Segmentation fault\n"),
-        item("SOUT", b""),
-        token("DOTO", 0),
-    ]);
-    let server = fake_server(true, send(failed));
-    let hosts = format!("127.0.0.1:{}", server.port);
     let object = scratch.path().join("hostile.o");
-    let compile = || {
-        let mut command = scratch.distcc(&hosts);
+    let compile = |hosts: &str| {
+        let mut command = scratch.distcc(hosts);
         command.args(["gcc", "-O2", "-c", "hostile.c", "-o", "hostile.o"]);
-        command.output().unwrap()
+        let output = command.output().unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
     };
 
-    // The first job fails on the server and succeeds here: the server's
-    // diagnostics are dropped, and the warning blames the server.
-    let first = compile();
-    let log = String::from_utf8_lossy(&first.stderr).into_owned();
-    assert_eq!(first.status.code(), Some(0), "{log}");
+    // gcc's exit code 4, an internal compiler error on the server: the job
+    // compiles here, the server's messages are dropped, the warning blames
+    // the server, and the next job skips it.
+    let server = fake_server(true, send(failed_compile(4)));
+    let hosts = format!("127.0.0.1:{}", server.port);
+    let (code, log) = compile(&hosts);
+    assert_eq!(code, Some(0), "{log}");
     assert_same_file(&object, &reference);
     assert!(!log.contains("internal compiler error"), "{log}");
     assert_eq!(log.lines().count(), 1, "one warning line: {log}");
     assert!(log.contains(&format!("127.0.0.1:{}", server.port)), "{log}");
-    assert!(log.contains("failed there with exit code 1 but succeeded here"), "{log}");
+    assert!(log.contains("failed there with exit code 4 but succeeded here"), "{log}");
+    assert!(log.contains("check the server's compiler"), "{log}");
     server.thread.join().unwrap();
 
-    // The second job skips the backed-off host instead of compiling twice.
+    assert!(!leftovers(&scratch.path().join(".distcc/lock"), "backoff").is_empty(), "backoff recorded");
     std::fs::remove_file(&object).unwrap();
-    let second = compile();
-    let log = String::from_utf8_lossy(&second.stderr).into_owned();
-    assert_eq!(second.status.code(), Some(0), "{log}");
+    let (code, log) = compile(&hosts);
+    assert_eq!(code, Some(0), "{log}");
     assert_same_file(&object, &reference);
-    assert!(log.contains("failed there with exit code 1 but succeeded here"), "names the recorded reason: {log}");
+    assert!(log.contains("failed there with exit code 4 but succeeded here"), "names the recorded reason: {log}");
+
+    // Exit code 1, compile errors there only: a warning for this job, and
+    // no backoff, since the difference may lie in this source alone.
+    let other = Scratch::new();
+    other.write("hostile.c", HELLO);
+    let server = fake_server(true, send(failed_compile(1)));
+    let hosts = format!("127.0.0.1:{}", server.port);
+    let mut command = other.distcc(&hosts);
+    command.args(["gcc", "-O2", "-c", "hostile.c", "-o", "hostile.o"]);
+    let output = command.output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert_same_file(&other.path().join("hostile.o"), &reference);
+    assert_eq!(log.lines().count(), 1, "one warning line: {log}");
+    assert!(log.contains("failed there with exit code 1 but succeeded here; compiled locally"), "{log}");
+    server.thread.join().unwrap();
+    assert_eq!(leftovers(&other.path().join(".distcc/lock"), "backoff"), Vec::<String>::new(), "no backoff recorded");
 }
