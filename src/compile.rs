@@ -90,6 +90,10 @@ pub fn run(invocation: Invocation, config: &Config) -> i32 {
     {
         return run_locally(&local, &reason);
     }
+    if job.output == Output::Stdout && crate::stdio::stdout_was_closed() {
+        // The compiler then reports the closed descriptor itself.
+        return run_locally(&local, "output to standard output, which is closed");
+    }
     log::debug!("distributable: compile {} to {}", job.input.to_string_lossy(), describe_output(&job.output));
     log::debug!("server arguments: {}", display_argv(&job.server_args));
 

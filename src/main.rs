@@ -27,6 +27,7 @@ mod slots;
 mod ssh;
 mod state;
 mod statedir;
+mod stdio;
 mod tempfiles;
 mod transport;
 
@@ -48,6 +49,7 @@ extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char
     // EPIPE, not kill the client. std restores the default in every child.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    stdio::reserve();
     // A panic must not unwind into C; 101 is the exit code Rust gives it.
     match std::panic::catch_unwind(run) {
         Ok(never) => match never {},

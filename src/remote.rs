@@ -241,7 +241,7 @@ fn write_request(
 /// replied: stock distccd does that when it requires authentication, when
 /// the client's address is not allowed, or when it refuses the compiler.
 const CLOSED_HINT: &str =
-    "the server may require authentication (,auth), or refuse this client address or compiler";
+    "the server may require authentication (,auth), refuse this client address or compiler, or have stopped";
 
 fn is_closed(error: &io::Error) -> bool {
     matches!(

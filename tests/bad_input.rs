@@ -243,3 +243,48 @@ fn missing_compiler_named_once() {
         assert!(!server.was_contacted());
     }
 }
+
+/// Runs distcc-rs and plain gcc with `redirect` (such as `>&-`) applied by
+/// the shell, and returns both exit codes.
+fn with_redirect(scratch: &Scratch, hosts: &str, args: &str, redirect: &str) -> (Option<i32>, Option<i32>) {
+    let mut ours = Command::new("sh");
+    ours.arg("-c").arg(format!("exec \"$0\" gcc {args} {redirect}")).arg(common::distcc_rs());
+    scratch.prepare_without_bed(&mut ours, hosts);
+    ours.env("DISTCC_VERBOSE", "1");
+    let plain = Command::new("sh").arg("-c").arg(format!("exec gcc {args} {redirect}")).current_dir(scratch.path()).status();
+    (ours.status().unwrap().code(), plain.unwrap().code())
+}
+
+#[test]
+fn closed_standard_descriptors_stay_closed() {
+    let scratch = Scratch::new();
+    scratch.write("hello.c", HELLO);
+    let watched = Watched::new();
+    let hosts = watched.host();
+
+    // Assembler to a closed standard output fails as it does with gcc.
+    let (ours, plain) = with_redirect(&scratch, &hosts, "-S -o - hello.c", ">&-");
+    assert_eq!(ours, plain, "exit code with standard output closed");
+    assert_ne!(plain, Some(0));
+    assert!(!watched.was_contacted(), "a job for a closed standard output was sent");
+
+    // Messages with standard error closed go nowhere, not into a slot's
+    // lock file. The host refuses connections, so the job falls back and
+    // the client has messages to write.
+    let refused = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (ours, plain) = with_redirect(&scratch, &refused.to_string(), "-c hello.c -o hello.o", "2>&-");
+    assert_eq!(ours, plain, "exit code with standard error closed");
+    let expected = scratch.path().join("expected.o");
+    assert!(Command::new("gcc").current_dir(scratch.path()).args(["-c", "hello.c", "-o"]).arg(&expected).status().unwrap().success());
+    assert_same_file(&scratch.path().join("hello.o"), &expected);
+    let lock_dir = scratch.path().join(".distcc/lock");
+    let slot_files: Vec<_> = std::fs::read_dir(&lock_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.file_name().unwrap().to_string_lossy().starts_with("cpu_"))
+        .collect();
+    assert!(!slot_files.is_empty(), "no slot was taken");
+    for path in slot_files {
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "{} has content", path.display());
+    }
+}
