@@ -202,6 +202,10 @@ impl Finding {
 /// Searches a piece of a source file for the macros and pragmas. A mention
 /// in a comment or an inactive conditional block counts too; that only
 /// costs a local compile.
+///
+/// NOTE: a name assembled by token pasting, such as `CAT(__BASE_, FILE__)`,
+/// is not found: the text never spells it, and only the expansion on the
+/// server would.
 fn find_in_source(text: &[u8]) -> ControlFlow<Finding> {
     // A backslash-newline may split a macro name; the preprocessor joins it.
     let spliced = splice_lines(text);
