@@ -14,6 +14,7 @@ static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Opens `/dev/null` on each of descriptors 0, 1 and 2 that is closed.
 /// Call it first, before anything opens a file.
+#[cfg_attr(test, allow(dead_code))]
 pub fn reserve() {
     for fd in 0..=2 {
         // SAFETY: F_GETFD only inspects the descriptor.
