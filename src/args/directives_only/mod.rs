@@ -44,10 +44,10 @@ const MACROS_EXPANDED_DIFFERENTLY: &[&[u8]] =
     &[b"__DATE__", b"__TIME__", b"__TIMESTAMP__", b"__INCLUDE_LEVEL__", b"__BASE_FILE__"];
 
 /// Pragmas that gcc 12 drops from directives-only output although the
-/// compiler proper needs them: those it registers for macro expansion when
-/// it only preprocesses (`message`, `redefine_extname`), and
-/// `push_macro`/`pop_macro` and `GCC poison`, which the server must see to
-/// expand macros and reject poisoned names as gcc would here.
+/// compiler proper needs them. It registers `message` and `redefine_extname`
+/// for macro expansion when it only preprocesses. The server must also see
+/// `push_macro`/`pop_macro` and `GCC poison` to expand macros and reject
+/// poisoned names as gcc would here.
 const DROPPED_PRAGMAS: &[&[u8]] = &[b"message", b"redefine_extname", b"push_macro", b"pop_macro", b"poison"];
 
 /// Bytes read at a time. Files are read in pieces that end at a line end,
@@ -72,7 +72,7 @@ pub fn check_file(path: &Path, listed_headers: Option<&[Vec<u8>]>, cache: Option
     let mut output = OutputScan { stop_at_main_file: listed_headers.is_some(), ..OutputScan::default() };
     reader.for_each(File::open(path)?, |chunk| output.scan(chunk))?;
     if let Some(name) = output.macro_found {
-        return Ok(Some(format!("the source uses {name}, which the server would expand to another value")));
+        return Ok(Some(macro_reason(name)));
     }
 
     let mut files: Vec<&[u8]> = output.entered_files.iter().map(Vec::as_slice).collect();
@@ -89,19 +89,14 @@ pub fn check_file(path: &Path, listed_headers: Option<&[Vec<u8>]>, cache: Option
         // Without O_NONBLOCK, opening a FIFO that the preprocessor has
         // already drained would wait for a writer forever.
         let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path);
-        let metadata = opened.as_ref().map_err(|e| e.kind()).and_then(|file| file.metadata().map_err(|e| e.kind()));
-        let (file, metadata) = match (opened, metadata) {
-            (Ok(file), Ok(metadata)) if metadata.is_file() => (file, metadata),
-            (Ok(_), Ok(_)) => {
+        let (file, metadata) = match opened.and_then(|file| file.metadata().map(|metadata| (file, metadata))) {
+            Ok((file, metadata)) if metadata.is_file() => (file, metadata),
+            Ok(_) => {
                 found = Some(format!("{} is not a regular file, so it cannot be read again to check it", path.display()));
                 break;
             }
-            (Err(error), _) => {
-                found = Some(format!("cannot read {} to check it: {error}", path.display()));
-                break;
-            }
-            (Ok(_), Err(kind)) => {
-                found = Some(format!("cannot read {} to check it: {kind}", path.display()));
+            Err(error) => {
+                found = Some(unreadable_reason(path, &error));
                 break;
             }
         };
@@ -123,7 +118,7 @@ pub fn check_file(path: &Path, listed_headers: Option<&[Vec<u8>]>, cache: Option
                 }
             }
             Err(error) => {
-                found = Some(format!("cannot read {} to check it: {error}", path.display()));
+                found = Some(unreadable_reason(path, &error));
                 break;
             }
         }
@@ -134,8 +129,17 @@ pub fn check_file(path: &Path, listed_headers: Option<&[Vec<u8>]>, cache: Option
     Ok(found)
 }
 
+/// Returns the reason for a macro found in the preprocessed text itself.
+fn macro_reason(name: &str) -> String {
+    format!("the source uses {name}, which the server would expand to another value")
+}
+
+fn unreadable_reason(path: &Path, error: &io::Error) -> String {
+    format!("cannot read {} to check it: {error}", path.display())
+}
+
 /// Returns the headers that gcc's `-H` option listed on standard error, or
-/// `None` when `stderr` holds anything else, such as a diagnostic.
+/// `None` when `stderr` contains anything else, such as a diagnostic.
 ///
 /// Each header is a line of dots (the include depth), a space and its name.
 /// gcc may end with a heading such as "Multiple include guards may be
@@ -180,7 +184,7 @@ pub fn parse_header_list(stderr: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(headers)
 }
 
-/// What makes a file unfit for directives-only compiles on the server.
+/// The reason a file keeps a job from a directives-only compile on the server.
 enum Finding {
     Macro(&'static str),
     Pragma(&'static str),
@@ -239,7 +243,7 @@ fn check(text: &[u8], read: impl Fn(&Path) -> Option<Vec<u8>>) -> Option<String>
     let mut output = OutputScan::default();
     let _ = output.scan(text);
     if let Some(name) = output.macro_found {
-        return Some(format!("the source uses {name}, which the server would expand to another value"));
+        return Some(macro_reason(name));
     }
     output.entered_files.iter().find_map(|name| {
         let path = Path::new(OsStr::from_bytes(name));
@@ -294,8 +298,9 @@ impl LineChunks {
     }
 }
 
-/// What one pass over directives-only output finds: the first predefined
-/// macro of [`MACROS_EXPANDED_DIFFERENTLY`], and the files it includes.
+/// The findings of one pass over directives-only output: the first
+/// predefined macro of [`MACROS_EXPANDED_DIFFERENTLY`], and the files it
+/// includes.
 #[derive(Default)]
 struct OutputScan {
     /// Stop where the main file starts, after the predefined macros, the
@@ -492,44 +497,27 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
     name
 }
 
-/// Finds a pragma named in `names` in a source file. The search is
-/// deliberately loose, so that no spelling gcc accepts slips through: a
-/// logical line (backslash-newline joins lines) that contains the word
-/// `pragma` and, after it, one of `names` as a whole word counts, whatever
-/// comments, blanks or other words stand between them and whether or not the
-/// line is a directive. A directive in an inactive conditional block counts
-/// too. A false match only costs a local compile.
+/// Finds a pragma named in `names` in source text whose backslash-newlines
+/// are already removed ([`splice_lines`]). The search is deliberately loose,
+/// so that no spelling gcc accepts slips through. A line counts when it
+/// contains the word `pragma` and, after it, one of `names` as a whole word,
+/// whatever comments, blanks or other words stand between them and whether
+/// or not the line is a directive. A directive in an inactive conditional
+/// block counts too. A false match only costs a local compile.
 fn find_pragma(content: &[u8], names: &[&'static [u8]]) -> Option<&'static str> {
     let mut searched_to = 0;
     for position in memmem::find_iter(content, b"pragma") {
         if position < searched_to {
             continue;
         }
-        let (line_start, line_end) = logical_line(content, position);
+        let line_start = memrchr(b'\n', &content[..position]).map_or(0, |newline| newline + 1);
+        let line_end = memchr(b'\n', &content[position..]).map_or(content.len(), |length| position + length);
         searched_to = line_end;
-        let line = splice_lines(&content[line_start..line_end]);
-        if let Some(name) = name_after_pragma(&line, names) {
+        if let Some(name) = name_after_pragma(&content[line_start..line_end], names) {
             return Some(name);
         }
     }
     None
-}
-
-/// Returns the bounds of the logical line around `position`: its physical
-/// lines joined where a line ends with a backslash.
-fn logical_line(content: &[u8], position: usize) -> (usize, usize) {
-    let mut start = memrchr(b'\n', &content[..position]).map_or(0, |newline| newline + 1);
-    while start > 0 && ends_with_backslash(&content[..start - 1]) {
-        start = memrchr(b'\n', &content[..start - 1]).map_or(0, |newline| newline + 1);
-    }
-    let mut end = position;
-    loop {
-        match memchr(b'\n', &content[end..]) {
-            Some(offset) if ends_with_backslash(&content[..end + offset]) => end += offset + 1,
-            Some(offset) => return (start, end + offset),
-            None => return (start, content.len()),
-        }
-    }
 }
 
 /// True when `text` ends with a backslash, before an optional carriage return.
@@ -540,7 +528,7 @@ fn ends_with_backslash(text: &[u8]) -> bool {
 /// Removes the backslash-newlines of `text`, as the preprocessor does
 /// before it reads tokens.
 fn splice_lines(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if memmem::find(text, b"\\\n").is_none() {
+    if memmem::find(text, b"\\\n").is_none() && memmem::find(text, b"\\\r\n").is_none() {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut spliced = Vec::with_capacity(text.len());
@@ -639,8 +627,9 @@ mod tests {
             (b"#pragma GCC poison bad\n", "poison"),
             (b"int x;\n#if 0\n#pragma message \"off\"\n#endif\n", "message"),
         ];
+        let search = |sample: &[u8]| find_pragma(&splice_lines(sample), DROPPED_PRAGMAS);
         for (sample, name) in found {
-            assert_eq!(find_pragma(sample, DROPPED_PRAGMAS), Some(*name), "{}", String::from_utf8_lossy(sample));
+            assert_eq!(search(sample), Some(*name), "{}", String::from_utf8_lossy(sample));
         }
         let clean: &[&[u8]] = &[
             b"",
@@ -652,7 +641,7 @@ mod tests {
             b"#pragma GCC push_options\n#pragma GCC pop_options\n",
         ];
         for sample in clean {
-            assert_eq!(find_pragma(sample, DROPPED_PRAGMAS), None, "{}", String::from_utf8_lossy(sample));
+            assert_eq!(search(sample), None, "{}", String::from_utf8_lossy(sample));
         }
     }
 
@@ -660,6 +649,8 @@ mod tests {
     fn split_macro_names_are_found() {
         let source = b"const char *f = __BASE_\\\nFILE__;\n";
         assert!(matches!(find_in_source(source), ControlFlow::Break(Finding::Macro("__BASE_FILE__"))));
+        let crlf = b"const char *f = __BASE_\\\r\nFILE__;\r\n";
+        assert!(matches!(find_in_source(crlf), ControlFlow::Break(Finding::Macro("__BASE_FILE__"))));
         let clean = b"#define A \\\n  1\nint a = A;\n";
         assert!(matches!(find_in_source(clean), ControlFlow::Continue(())));
     }
