@@ -178,13 +178,7 @@ impl Slots {
         loop {
             match self.scan_hosts(choice)? {
                 Scan::Got(index, slot) => {
-                    let host = choice.host(index);
-                    if let Some(since) = waiting_since {
-                        log::debug!("waited {:.1} s for a free slot", since.elapsed().as_secs_f64());
-                    }
-                    log::debug!("took slot {} of {}", slot.number, host.display_name());
-                    let target = if host.is_local() { Target::Local } else { Target::Remote };
-                    self.monitor.set_host(target, &host.display_name(), slot.number);
+                    self.note_host_slot(choice.host(index), slot.number, waiting_since);
                     return Ok(Some((index, slot)));
                 }
                 Scan::NoCandidates => return Ok(None),
@@ -210,19 +204,23 @@ impl Slots {
                     }
                     if let Some(lock) = self.resume_wait(&mut pending) {
                         let (index, slot) = pending.as_ref().map(|(index, slot, _)| (*index, *slot)).expect("a wait gave the lock");
-                        let host = choice.host(index);
-                        log::debug!(
-                            "took slot {slot} of {} after waiting {:.3} s",
-                            host.display_name(),
-                            waiting_since.map_or(0.0, |since| since.elapsed().as_secs_f64())
-                        );
-                        let target = if host.is_local() { Target::Local } else { Target::Remote };
-                        self.monitor.set_host(target, &host.display_name(), slot);
+                        self.note_host_slot(choice.host(index), slot, waiting_since);
                         return Ok(Some((index, HeldSlot { number: slot, _lock: lock })));
                     }
                 }
             }
         }
+    }
+
+    /// Logs the slot a job took on `host`, and how long it waited, and puts
+    /// both in the monitor record.
+    fn note_host_slot(&self, host: &HostSpec, slot: u32, waiting_since: Option<Instant>) {
+        if let Some(since) = waiting_since {
+            log::debug!("waited {:.3} s for a free slot", since.elapsed().as_secs_f64());
+        }
+        log::debug!("took slot {slot} of {}", host.display_name());
+        let target = if host.is_local() { Target::Local } else { Target::Remote };
+        self.monitor.set_host(target, &host.display_name(), slot);
     }
 
     /// Tries every slot of the usable hosts once, slot by slot.
