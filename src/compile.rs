@@ -474,7 +474,7 @@ impl Distribution<'_> {
     /// succeeded here, which would otherwise cost a second compile without a
     /// word. Exit code 1 means compile errors: a server whose compiler
     /// differs, or a difference in how the source was sent, so only this
-    /// job is affected and the warning says so. Other codes, such as gcc's
+    /// job is affected and only this job gets a warning. Other codes, such as gcc's
     /// 4 for an internal compiler error, point at a broken compiler there,
     /// and the host is backed off so that the following jobs skip it.
     fn judge_server_failure(&self, host: &HostSpec, server_code: i32, local_code: i32) {

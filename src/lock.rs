@@ -82,8 +82,8 @@ impl SlotLock {
 
 /// A wait for one taken slot, kept across rounds of a job's search: one
 /// helper thread blocks in `F_OFD_SETLKW`, which cannot be given a
-/// timeout, until the slot is released. Dropping the wait abandons it: a
-/// lock the helper gets later is released at once, and the helper keeps its
+/// timeout, until the slot is released. Dropping the wait abandons it, and
+/// a lock the helper gets later is released at once. The helper keeps its
 /// descriptor open until the process ends, because closing it could release
 /// a record lock that this process took on the same file in the meantime.
 #[derive(Debug)]
@@ -95,7 +95,7 @@ pub struct SlotWait {
 
 impl SlotWait {
     /// Starts waiting for the slot file at `path`. Returns `Ok(None)` when
-    /// this process already holds that slot.
+    /// this process has that slot already.
     pub fn start(path: &Path) -> io::Result<Option<SlotWait>> {
         if HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().any(|p| p == path) {
             return Ok(None);

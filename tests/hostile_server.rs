@@ -482,7 +482,7 @@ fn verbose_log_contains_no_token() {
     assert!(longest_hex_run < 32, "a long hexadecimal run in the log: {text}");
 }
 
-/// A reply that reports a failed compile with `exit_code`.
+/// Builds a reply that reports a failed compile with `exit_code`.
 fn failed_compile(exit_code: u32) -> Vec<u8> {
     reply_bytes(&[
         token("DONE", 1),

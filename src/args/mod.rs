@@ -392,7 +392,7 @@ impl<'a> Analysis<'a> {
     }
 
     /// True when the last of -f[no-]diagnostics-show-caret turns excerpts off,
-    /// and no option asks for fix-it output, which also needs the source.
+    /// and no option requests fix-it output, which also needs the source.
     fn hides_source_excerpts(&self) -> bool {
         let wants_fixits = self
             .args

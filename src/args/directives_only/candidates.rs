@@ -13,8 +13,8 @@ use std::ops::ControlFlow;
 
 /// Calls `visit` with each position `p` of `text`, in increasing order,
 /// where `text[p..]` starts a line (at 0 or after `\n`) with `# `, or
-/// starts with `__` and a byte from `@` to `_`. That range holds the capital
-/// letters. Stops when `visit` breaks.
+/// starts with `__` and a byte from `@` to `_`. That range contains the
+/// capital letters. Stops when `visit` breaks.
 pub fn for_each(text: &[u8], mut visit: impl FnMut(usize) -> ControlFlow<()>) -> ControlFlow<()> {
     if text.starts_with(b"# ") {
         visit(0)?;

@@ -37,7 +37,7 @@ const RECORD_BYTES: usize = 40;
 const RACY_SECONDS: u64 = 2;
 
 /// Records beyond which the cache starts afresh (8 MB): a cache that large
-/// mostly holds files that have since changed.
+/// mostly contains files that have since changed.
 const MAX_RECORDS: usize = 200_000;
 
 /// Device, inode, size, modification and status-change time (ns).
@@ -170,7 +170,8 @@ mod tests {
         cache.save();
 
         let mut cache = HeaderCache::load(path.clone());
-        assert!(cache.contains(&a) && cache.contains(&b));
+        assert!(cache.contains(&a));
+        assert!(cache.contains(&b));
         let c = [a[0], a[1] + 1_000_000, 1, 2, 3];
         assert!(!cache.contains(&c));
         cache.insert(c);
